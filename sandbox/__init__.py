@@ -1,0 +1,1 @@
+"""Local sandbox: real PostgreSQL and a GCS-compatible server on loopback, for demos and tests."""
