@@ -38,10 +38,25 @@ def _version_tuple(text):
     return tuple(parts)
 
 
+def _passfile_passwords(path):
+    if not path or not os.path.isfile(path) or not os.access(path, os.R_OK):
+        return []
+    found = []
+    with open(path, errors="replace") as handle:
+        for line in handle:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                fields = line.replace("\\:", "\0").split(":")
+                if len(fields) >= 5 and len(fields[4]) >= 4:
+                    found.append(":".join(fields[4:]).replace("\0", ":"))
+    return found
+
+
 class DRModule:
     """Composition wrapper around AnsibleModule for diagnosticpro.dr modules."""
 
-    def __init__(self, argument_spec, requires=(), secret_files=(), supports_check_mode=True, **kwargs):
+    def __init__(self, argument_spec, requires=(), secret_files=(), passfiles=(), supports_check_mode=True,
+                 **kwargs):
         self.module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=supports_check_mode, **kwargs)
         self.params = self.module.params
         self.check_mode = self.module.check_mode
@@ -62,6 +77,9 @@ class DRModule:
                     value = ""
                 if len(value) >= 4:
                     self.module.no_log_values.add(value)
+        for option in passfiles:  # libpq passfile: the password is the last field of each line
+            for value in _passfile_passwords(self.params.get(option)):
+                self.module.no_log_values.add(value)
 
     def _require(self, name):
         import_name, minimum, pip_name = REQUIREMENTS[name]

@@ -1,0 +1,55 @@
+"""Fixtures for the data-path integration tests: a loaded source database, fresh targets."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+
+import pytest
+
+from ansible_collections.diagnosticpro.dr.plugins.module_utils import _gcs, _pg
+from sandbox import datagen
+
+SOURCE_DB = "diagnosticpro"
+SOURCE_SIZE_MB = 8
+
+
+@pytest.fixture(scope="session")
+def source_db(pg):
+    """The DiagnosticPro dataset (~8 MB), loaded once; tests must not modify it."""
+    pg.psql("CREATE DATABASE %s" % SOURCE_DB)
+    datagen.load(pg.conninfo(SOURCE_DB), SOURCE_SIZE_MB)
+    with pg.connect(SOURCE_DB) as conn:
+        checksums = datagen.table_checksums(conn)
+    return {"name": SOURCE_DB, "checksums": checksums}
+
+
+@pytest.fixture()
+def conn(pg):
+    return _pg.Conn(host=pg.host, port=pg.port, user=pg.superuser, password_file=pg.passfile)
+
+
+@pytest.fixture()
+def fresh_db_name(pg):
+    """A database name no test used before; dropped afterwards with whatever was renamed from it."""
+    name = "t_%s" % secrets.token_hex(4)
+    yield name
+    for db in pg.psql("SELECT datname FROM pg_database WHERE datname LIKE '%s%%'" % name).split():
+        pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db)
+
+
+@pytest.fixture()
+def dest():
+    path = tempfile.mkdtemp(prefix="dr-test-dest-")
+    yield path
+
+
+@pytest.fixture()
+def gcs_opts(gcs):
+    return {"endpoint": gcs.endpoint, "credentials_file": None, "project": None}
+
+
+@pytest.fixture()
+def gcs_client(gcs_opts):
+    return _gcs.connect(**gcs_opts)
