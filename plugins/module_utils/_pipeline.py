@@ -123,6 +123,11 @@ class Stage:
             except ProcessLookupError:
                 pass
 
+    def lost_its_reader(self):
+        """Died of a broken pipe: a victim of the stage after it, not the cause."""
+        code = self.proc.returncode
+        return code in (-signal.SIGPIPE, 128 + signal.SIGPIPE) or "broken pipe" in self.stderr.lower()
+
     def failure(self):
         """None if the stage succeeded, else a one-line reason."""
         code = self.proc.returncode
@@ -289,9 +294,7 @@ class Pipeline:
             reason = stage.failure() if stage.proc is not None else None
             if not reason or (reasons and "killed by SIGKILL" in reason):
                 continue  # killed by us after the first failure
-            # A stage that lost its reader (broken pipe) is a victim of the stage after it.
-            victim = "SIGPIPE" in reason or "broken pipe" in reason.lower()
-            (consequences if victim else causes).append((stage.name, reason))
+            (consequences if stage.lost_its_reader() else causes).append((stage.name, reason))
         for name, reason in causes + consequences:
             reasons.append(reason)
             failed_stage = failed_stage or name
