@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, DiagnosticPro Technical Operations
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Restore and verify: artifact (local file or GCS object) -> gpg -> decompress -> pg_restore.
@@ -18,8 +17,9 @@ import secrets
 import time
 
 from . import _manifest as manifest_mod
+from ._artifact import DECOMPRESS
 from ._crypto import Decryption, decrypt_error
-from ._dump import DECOMPRESS, dump
+from ._dump import dump
 from ._errors import (
     BackupError,
     ConfigError,

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, DiagnosticPro Technical Operations
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -100,6 +99,7 @@ source:
   description: The candidate verified.
   returned: success
   type: str
+  sample: gs://diagnosticpro-backups-us-central1/database/diagnosticpro-20261203T150405Z-1a2b3c.dump.zst.gpg
 scratch_database:
   description: The scratch database used (already dropped); null in check mode.
   returned: success
@@ -115,6 +115,7 @@ checks:
   returned: success and not check mode
   type: list
   elements: dict
+  sample: [{"name": "customers with NULL or empty email", "rows": 0, "ok": true, "sample": []}]
 rows_verified:
   description: Total rows counted in the restored copy.
   returned: success
@@ -131,11 +132,13 @@ record_url:
   description: The verification record written with O(record=true).
   returned: when record is true and the backup is in GCS
   type: str
+  sample: gs://diagnosticpro-backups-us-central1/database/diagnosticpro-20261203T150405Z-1a2b3c.dump.zst.gpg.verify.20261203T160000000000Z.json
 attempts:
   description: Candidates tried, with the error of those that could not be read.
   returned: always
   type: list
   elements: dict
+  sample: [{"source": "gs://bucket/database/x.dump.zst.gpg", "error": null}]
 """
 
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._crypto import DECRYPTION_SPEC, decryption_from_params

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, DiagnosticPro Technical Operations
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -153,10 +152,19 @@ commands:
   returned: success and not check mode
   type: list
   elements: str
+  sample: ["/usr/lib/postgresql/15/bin/pg_dump --format=custom --compress=0 --snapshot=00000003-0000001B-1 ...",
+           "/usr/bin/zstd -q -c -T2 -3", "gpg --batch ... --passphrase-fd 4 --symmetric"]
 manifest:
   description: The manifest written beside the artifact.
   returned: success and not check mode
   type: dict
+  sample: {"manifest_version": 1, "kind": "postgresql", "backup_id": "diagnosticpro-20261203T150405Z-1a2b3c"}
+layers:
+  description: The artifact's layers, innermost first.
+  returned: always
+  type: list
+  elements: str
+  sample: [pg_dump-custom, zstd, openpgp]
 """
 
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._crypto import (

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, DiagnosticPro Technical Operations
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -128,10 +127,15 @@ attempts:
   returned: always
   type: list
   elements: dict
+  sample: [{"source": "gs://diagnosticpro-backups-us-central1/database/x.dump.zst.gpg", "error": "Failed to verify ..."},
+           {"source": "gs://diagnosticpro-backups-us-east1/database/x.dump.zst.gpg", "error": null}]
 snapshot:
   description: The pre-restore snapshot (path, manifest_path, backup_id), or null. Also returned on failure.
   returned: always
   type: dict
+  sample: {"path": "/recovery/diagnosticpro-pre-restore-20261203T150000Z-aa11bb.dump.zst.gpg",
+           "manifest_path": "/recovery/diagnosticpro-pre-restore-20261203T150000Z-aa11bb.dump.zst.gpg.manifest.json",
+           "backup_id": "diagnosticpro-pre-restore-20261203T150000Z-aa11bb"}
 previous_database:
   description: Name the replaced database was kept under, or null.
   returned: success

@@ -6,29 +6,39 @@ import os
 
 import pytest
 
-from ansible_collections.diagnosticpro.dr.plugins.module_utils import _dump
+from ansible_collections.diagnosticpro.dr.plugins.module_utils import _artifact, _dump
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._errors import ConfigError
 
 
-@pytest.mark.parametrize("algorithm, level, expected", [
-    ("zstd", None, 3), ("zstd", 19, 19), ("lz4", None, 1), ("pg_dump", None, 6), ("none", None, 0),
-])
+@pytest.mark.parametrize(
+    "algorithm, level, expected",
+    [
+        ("zstd", None, 3),
+        ("zstd", 19, 19),
+        ("lz4", None, 1),
+        ("pg_dump", None, 6),
+        ("none", None, 0),
+    ],
+)
 def test_levels(algorithm, level, expected):
-    assert _dump.resolve_compression(algorithm, level)[1] == expected
+    assert _artifact.resolve_compression(algorithm, level)[1] == expected
 
 
 @pytest.mark.parametrize("algorithm, level", [("zstd", 20), ("lz4", -1), ("none", 1), ("brotli", None)])
 def test_bad_levels_and_algorithms_are_refused(algorithm, level):
     with pytest.raises(ConfigError):
-        _dump.resolve_compression(algorithm, level)
+        _artifact.resolve_compression(algorithm, level)
 
 
-@pytest.mark.parametrize("compression, suffix, layers", [
-    ("zstd", ".dump.zst.gpg", ["pg_dump-custom", "zstd", "openpgp"]),
-    ("lz4", ".dump.lz4.gpg", ["pg_dump-custom", "lz4", "openpgp"]),
-    ("pg_dump", ".dump.gpg", ["pg_dump-custom", "openpgp"]),
-    ("none", ".dump.gpg", ["pg_dump-custom", "openpgp"]),
-])
+@pytest.mark.parametrize(
+    "compression, suffix, layers",
+    [
+        ("zstd", ".dump.zst.gpg", ["pg_dump-custom", "zstd", "openpgp"]),
+        ("lz4", ".dump.lz4.gpg", ["pg_dump-custom", "lz4", "openpgp"]),
+        ("pg_dump", ".dump.gpg", ["pg_dump-custom", "openpgp"]),
+        ("none", ".dump.gpg", ["pg_dump-custom", "openpgp"]),
+    ],
+)
 def test_plan_names_the_layers(tmp_path, compression, suffix, layers):
     planned = _dump.plan("diagnosticpro", str(tmp_path), compression=compression)
     assert planned["path"].endswith(suffix) and planned["layers"] == layers
@@ -42,9 +52,9 @@ def test_plan_refuses_unsafe_database_names(tmp_path):
 
 def test_dest_must_exist_and_be_writable(tmp_path):
     with pytest.raises(ConfigError, match="not a directory"):
-        _dump.check_dest(str(tmp_path / "missing"))
+        _artifact.check_dest(str(tmp_path / "missing"))
     if os.geteuid() != 0:  # root can write anywhere
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)
         with pytest.raises(ConfigError, match="not writable"):
-            _dump.check_dest(str(ro))
+            _artifact.check_dest(str(ro))
