@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 
 from ansible_collections.diagnosticpro.dr.plugins.module_utils import _crypto
 from sandbox import datagen
@@ -32,3 +35,32 @@ def databases(pg):
 
 def ls(path):
     return sorted(os.listdir(path))
+
+
+def kill_when_running(name, marker, timeout=30):
+    """Kill the process called ``name`` whose command line contains ``marker`` while it runs.
+
+    It is frozen (SIGSTOP) the moment it is seen, so it cannot finish before the SIGKILL:
+    the rest of the pipeline carries on with whatever it had written, as after a real crash.
+    """
+    killed = []
+
+    def hunt():
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not killed:
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                        argv = handle.read().split(b"\0")
+                except OSError:
+                    continue
+                if argv and os.path.basename(argv[0]).decode() == name and marker.encode() in b" ".join(argv):
+                    os.kill(int(pid), signal.SIGSTOP)
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append(int(pid))
+                    return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=hunt, daemon=True)
+    thread.start()
+    return thread, killed

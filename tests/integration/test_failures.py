@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import threading
-import time
 
 import pytest
 
@@ -23,7 +20,7 @@ from ansible_collections.diagnosticpro.dr.plugins.module_utils._errors import (
     KeyFileError,
     RestoreError,
 )
-from tests.integration.helpers import checksums, databases, ls, symmetric
+from tests.integration.helpers import checksums, databases, kill_when_running, ls, symmetric
 
 
 def _private(path, content):
@@ -31,35 +28,6 @@ def _private(path, content):
     with os.fdopen(fd, "w") as handle:
         handle.write(content)
     return path
-
-
-def _kill_when_running(name, marker, timeout=30):
-    """Kill the process called ``name`` whose command line contains ``marker`` while it runs.
-
-    It is frozen (SIGSTOP) the moment it is seen, so it cannot finish before the SIGKILL:
-    the rest of the pipeline carries on with whatever it had written, as after a real crash.
-    """
-    killed = []
-
-    def hunt():
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not killed:
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    with open("/proc/%s/cmdline" % pid, "rb") as handle:
-                        argv = handle.read().split(b"\0")
-                except OSError:
-                    continue
-                if argv and os.path.basename(argv[0]).decode() == name and marker.encode() in b" ".join(argv):
-                    os.kill(int(pid), signal.SIGSTOP)
-                    os.kill(int(pid), signal.SIGKILL)
-                    killed.append(int(pid))
-                    return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=hunt, daemon=True)
-    thread.start()
-    return thread, killed
 
 
 def _assert_no_backup(dest):
@@ -73,7 +41,7 @@ def _assert_no_backup(dest):
 def test_stage_killed_midway_leaves_nothing(source_db, conn, keys, dest, victim):
     encryption, _ = symmetric(keys)
     marker = {"pg_dump": "--snapshot=", "gpg": "--symmetric"}[victim]
-    thread, killed = _kill_when_running(victim, marker)
+    thread, killed = kill_when_running(victim, marker)
     error = EncryptError if victim == "gpg" else DumpError
     with pytest.raises(error) as info:
         _dump.dump(conn, source_db["name"], dest, encryption)

@@ -58,3 +58,11 @@ def test_dest_must_exist_and_be_writable(tmp_path):
         ro.mkdir(mode=0o500)
         with pytest.raises(ConfigError, match="not writable"):
             _artifact.check_dest(str(ro))
+
+
+def test_archive_excludes_are_anchored_only_when_they_have_a_slash():
+    from ansible_collections.diagnosticpro.dr.plugins.module_utils._archive import exclude_args
+
+    assert exclude_args(["opt/app"], ["node_modules", "*.log", "tmp/*"]) == [
+        "--no-anchored", "--exclude=node_modules", "--exclude=*.log", "--anchored", "--exclude=opt/app/tmp/*"]
+    assert exclude_args(["a", "b"], []) == ["--no-anchored"]
