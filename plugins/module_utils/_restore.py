@@ -53,9 +53,10 @@ RESTORE_PGOPTIONS = "-c maintenance_work_mem=512MB -c synchronous_commit=off -c 
 class Source:
     """Where an artifact is read from; resolves its manifest first."""
 
-    def __init__(self, location, gcs=None):
+    def __init__(self, location, gcs=None, kind="postgresql"):
         self.location = location
         self.gcs = dict(gcs or {})
+        self.kind = kind
         self.manifest = None
         self._client = None
 
@@ -79,9 +80,9 @@ class Source:
             if not os.path.isfile(self.location):
                 raise ConfigError("Failed to read backup %s: no such file" % self.location)
             self.manifest = manifest_mod.read(manifest_mod.manifest_name(self.location))
-        if self.manifest.get("kind") != "postgresql":
-            raise ConfigError("Failed to restore %s: it is a %s backup, not a database backup"
-                              % (self.location, self.manifest.get("kind")))
+        if self.manifest.get("kind") != self.kind:
+            raise ConfigError("Failed to restore %s: it is a %s backup, not a %s backup"
+                              % (self.location, self.manifest.get("kind"), self.kind))
         return self.manifest
 
     def chunks(self, chunk=CHUNK):
@@ -99,49 +100,35 @@ class Source:
             raise DownloadError("Failed to read %s: %s" % (self.location, exc.strerror)) from exc
 
 
-def _stages(manifest, decryption, home, conn, database, jobs=1, no_owner=False):
+def layer_stages(manifest, decryption, home):
+    """gpg --decrypt, then undo each compression layer, outermost first."""
     gpg_argv, gpg_fds = decryption.stage(home)
     stages = [Stage("gpg", gpg_argv, fds=gpg_fds)]
-    layers = manifest["artifact"]["layers"]
-    for layer in reversed(layers[1:-1]):
+    for layer in reversed(manifest["artifact"]["layers"][1:-1]):
         if layer not in DECOMPRESS:
             raise ConfigError("Failed to restore %s: unknown layer %s" % (manifest["backup_id"], layer))
         stages.append(Stage(layer, DECOMPRESS[layer]))
-    if database is None:  # hash-and-decrypt only (check mode)
-        stages.append(Stage("pg_restore", [tool("pg_restore"), "--list"]))
-        return stages
-    argv = [tool("pg_restore"), "--exit-on-error", "--no-password"] + conn.cli_args(database)[:-1]
-    if no_owner:
-        argv += ["--no-owner", "--no-acl"]
-    stages.append(Stage("pg_restore", argv, env=conn.env(PGOPTIONS=RESTORE_PGOPTIONS)))
     return stages
 
 
-def stream_restore(source, decryption, conn, database, progress=None, no_owner=False):
-    """Stream one artifact into ``database`` (None: decrypt and read the TOC only).
+def _pg_restore_stage(conn, database, no_owner):
+    if database is None:  # hash-and-decrypt only (check mode): read the archive's table of contents
+        return Stage("pg_restore", [tool("pg_restore"), "--list"])
+    argv = [tool("pg_restore"), "--exit-on-error", "--no-password"] + conn.cli_args(database)[:-1]
+    if no_owner:
+        argv += ["--no-owner", "--no-acl"]
+    return Stage("pg_restore", argv, env=conn.env(PGOPTIONS=RESTORE_PGOPTIONS))
 
-    Returns timings. Raises IntegrityError when the bytes read do not match the manifest,
-    DecryptError for key problems, RestoreError when pg_restore fails.
-    """
-    manifest = source.manifest
-    expected = manifest["artifact"]
-    progress = progress or (lambda message: None)
-    with decryption.home() as home:
-        pipeline = Pipeline(_stages(manifest, decryption, home, conn, database, no_owner=no_owner),
-                            source=source.chunks(), progress=progress, drain_source_on_error=True)
-        error = None
-        try:
-            pipeline.run()
-        except PipelineError as exc:
-            error = exc
+
+def raise_stream_error(source, pipeline, error, verb="restore"):
+    """Decide what went wrong in a read of ``source``, most telling cause first."""
+    expected = source.manifest["artifact"]
     if pipeline.source_error is not None:
         exc = pipeline.source_error
         if isinstance(exc, BackupError):
             raise exc
         raise DownloadError("Failed to read %s: %s" % (source.location, exc)) from exc
     got = pipeline.input.result()
-    names = {"source": "download", "gpg": "decrypt", "pg_restore": "restore"}
-    timings = {names.get(k, k): v for k, v in pipeline.timings().items()}
     # The hash decides first: a corrupt artifact makes gpg or pg_restore fail too, but the
     # operator needs to hear "the stored object is corrupt", not a pg_restore parse error.
     if got["size"] != expected["size"] or got["sha256"] != expected["sha256"]:
@@ -154,8 +141,27 @@ def stream_restore(source, decryption, conn, database, progress=None, no_owner=F
         if error.failed_stage == "gpg":
             gpg = [s for s in pipeline.stages if s.name == "gpg"][0]
             raise DecryptError("Failed to decrypt %s: %s" % (source.location, decrypt_error(gpg.stderr))) from error
-        raise RestoreError("Failed to restore %s into %s: %s" % (source.location, database, error)) from error
-    return timings
+        raise RestoreError("Failed to %s %s: %s" % (verb, source.location, error)) from error
+
+
+def stream_restore(source, decryption, conn, database, progress=None, no_owner=False):
+    """Stream one artifact into ``database`` (None: decrypt and read the TOC only).
+
+    Returns timings. Raises IntegrityError when the bytes read do not match the manifest,
+    DecryptError for key problems, RestoreError when pg_restore fails.
+    """
+    progress = progress or (lambda message: None)
+    with decryption.home() as home:
+        stages = layer_stages(source.manifest, decryption, home) + [_pg_restore_stage(conn, database, no_owner)]
+        pipeline = Pipeline(stages, source=source.chunks(), progress=progress, drain_source_on_error=True)
+        error = None
+        try:
+            pipeline.run()
+        except PipelineError as exc:
+            error = exc
+    raise_stream_error(source, pipeline, error, "restore into %s" % database if database else "read")
+    names = {"source": "download", "gpg": "decrypt", "pg_restore": "restore"}
+    return {names.get(k, k): v for k, v in pipeline.timings().items()}
 
 
 def compare_counts(conn, database, manifest):
