@@ -34,7 +34,7 @@ import sys
 import time
 
 from sandbox import datagen
-from sandbox.services import FakeGCSServer, PostgresCluster
+from sandbox.services import BackgroundService, FakeGCSServer, PostgresCluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATABASE = "diagnosticpro"
@@ -46,7 +46,6 @@ BUCKETS = (
     {"name": "diagnosticpro-backups-europe-west1", "region": "europe-west1"},
 )
 GPG_UID = "DiagnosticPro Sandbox Backup Key <backup-sandbox@diagnosticpro.invalid>"
-APP_HEALTH_URL = "http://127.0.0.1:58080/health"
 STATE_VERSION = 1
 
 
@@ -70,9 +69,10 @@ def _write_private(path, content, mode=0o600):
 class Layout:
     """Paths and ports of one sandbox."""
 
-    def __init__(self, root, pg_port, gcs_port, k8s_port):
+    def __init__(self, root, pg_port, gcs_port, k8s_port, health_port=58080):
         self.root = os.path.abspath(root)
         self.pg_port, self.gcs_port, self.k8s_port = pg_port, gcs_port, k8s_port
+        self.health_port = health_port
         self.pg_dir = os.path.join(self.root, "pg")
         self.gcs_dir = os.path.join(self.root, "gcs")
         self.secrets = os.path.join(self.root, "secrets")
@@ -93,6 +93,27 @@ class Layout:
 
     def gcs(self):
         return FakeGCSServer(self.gcs_dir, port=self.gcs_port, buckets=[b["name"] for b in BUCKETS])
+
+    @property
+    def kubeconfig(self):
+        return os.path.join(self.k8s_dir, "kubeconfig")
+
+    @property
+    def health_url(self):
+        return "http://127.0.0.1:%d/health" % self.health_port
+
+    def k8s(self):
+        """The fake Kubernetes API server, seeded with the diagnosticpro-api Deployment (3 replicas)."""
+        return BackgroundService("fake-k8s", self.k8s_dir,
+                                 ["sandbox.fake_k8s", "--port", str(self.k8s_port), "--dir", self.k8s_dir, "--demo"],
+                                 "http://127.0.0.1:%d/version" % self.k8s_port)
+
+    def app_health(self, pg_port):
+        """The application's health endpoint: ready replicas in the fake cluster and a live database."""
+        return BackgroundService("app-health", self.root, [
+            "sandbox.health", "--port", str(self.health_port), "--kubeconfig", self.kubeconfig,
+            "--db-port", str(pg_port), "--db-user", APP_ROLE, "--passfile", self.app_passfile,
+        ], self.health_url)
 
     def read_state(self):
         try:
@@ -317,8 +338,13 @@ def cmd_up(layout, args):
             raise SandboxError("Failed to start the GCS emulator: port %d is already in use by another program; pass "
                                "--gcs-port or set SANDBOX_GCS_PORT" % layout.gcs_port)
         gcs.start()  # creates the buckets (already existing ones are kept)
-        # LEAD: start sandbox.fake_k8s.FakeKubeAPIServer here on layout.k8s_port, write its kubeconfig to
-        # layout.k8s_dir/kubeconfig and record it in state["k8s"] (and stop it in cmd_down).
+        k8s = layout.k8s()
+        k8s_was_running = k8s.is_up()
+        if not k8s_was_running and _port_in_use(layout.k8s_port):
+            raise SandboxError("Failed to start the Kubernetes API double: port %d is in use; pass --k8s-port or set "
+                               "SANDBOX_K8S_PORT" % layout.k8s_port)
+        k8s.start()
+        layout.app_health(cluster.port).start()
         state = {
             "version": STATE_VERSION,
             "dir": layout.root,
@@ -334,9 +360,9 @@ def cmd_up(layout, args):
                      "fingerprint": fingerprint, "public_key_file": layout.public_key_file,
                      "secret_key_file": layout.secret_key_file},
             "backup_dir": layout.backups,
-            "k8s": {"port": layout.k8s_port, "kubeconfig": os.path.join(layout.k8s_dir, "kubeconfig"),
-                    "running": False},
-            "app_health_url": APP_HEALTH_URL,
+            "k8s": {"port": layout.k8s_port, "kubeconfig": layout.kubeconfig, "namespace": "diagnosticpro",
+                    "log": k8s.log_file},
+            "app_health_url": layout.health_url,
         }
         layout.write_state(state)
     print("Sandbox is up in %s" % _rel(layout.root))
@@ -346,7 +372,9 @@ def cmd_up(layout, args):
     print("  GCS emulator  %s  %s  buckets %s" % (
         gcs.endpoint, "already running" if gcs_was_running else "started", ", ".join(b["name"] for b in BUCKETS)))
     print("  Keys          %s; OpenPGP %s (%s)" % (_rel(layout.passphrase_file), fingerprint, _rel(layout.gnupg_home)))
-    print("  Kubernetes    fake API server not wired yet (port %d)" % layout.k8s_port)
+    print("  Kubernetes    http://127.0.0.1:%d  %s  Deployment diagnosticpro/diagnosticpro-api, kubeconfig %s" % (
+        layout.k8s_port, "already running" if k8s_was_running else "started", _rel(layout.kubeconfig)))
+    print("  Health        %s" % layout.health_url)
     print("  Inventory     inventories/sandbox (state: %s)" % _rel(layout.state_file))
     return 0
 
@@ -356,7 +384,8 @@ def cmd_down(layout, args):
         print("No sandbox in %s" % _rel(layout.root))
         return 0
     with _locked(layout):
-        # LEAD: stop the fake Kubernetes API server here.
+        layout.app_health(0).stop()
+        layout.k8s().stop()
         layout.gcs().stop()
         state = layout.read_state()
         cluster = layout.cluster(state.get("postgres", {}).get("port"))
@@ -376,7 +405,8 @@ def health(layout):
     if not state:
         return state, {}
     cluster = layout.cluster(state["postgres"]["port"])
-    checks = {"postgres": cluster.is_running(), "gcs": layout.gcs().is_up()}
+    checks = {"postgres": cluster.is_running(), "gcs": layout.gcs().is_up(), "k8s": layout.k8s().is_up(),
+              "app_health": layout.app_health(0).is_up()}
     return state, checks
 
 
@@ -397,8 +427,9 @@ def cmd_status(layout, args):
         format(sum(rows.values()), ",")))
     print("  GCS emulator  %-8s %s  buckets %s" % (_word(checks["gcs"]), gcs["endpoint"],
                                                    ", ".join(b["name"] for b in gcs["buckets"])))
-    k8s = state["k8s"]
-    print("  Kubernetes    %-8s port %s" % ("running" if k8s.get("running") else "not wired", k8s["port"]))
+    print("  Kubernetes    %-8s port %s, kubeconfig %s" % (_word(checks["k8s"]), state["k8s"]["port"],
+                                                          _rel(state["k8s"]["kubeconfig"])))
+    print("  Health        %-8s %s" % (_word(checks["app_health"]), state["app_health_url"]))
     return 0 if all(checks.values()) else 1
 
 
@@ -431,6 +462,8 @@ def parser():
                         help="GCS emulator port (default 54443; env SANDBOX_GCS_PORT)")
     common.add_argument("--k8s-port", type=int, default=_env_int("SANDBOX_K8S_PORT", 56443),
                         help="fake Kubernetes API port (default 56443; env SANDBOX_K8S_PORT)")
+    common.add_argument("--health-port", type=int, default=_env_int("SANDBOX_HEALTH_PORT", 58080),
+                        help="application health endpoint port (default 58080; env SANDBOX_HEALTH_PORT)")
     top = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.split("\n\n")[0])
     sub = top.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", parents=[common], help="start everything (idempotent) and load the dataset once")
@@ -453,7 +486,7 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    layout = Layout(args.dir, args.pg_port, args.gcs_port, args.k8s_port)
+    layout = Layout(args.dir, args.pg_port, args.gcs_port, args.k8s_port, args.health_port)
     try:
         return args.func(layout, args)
     except SandboxError as exc:

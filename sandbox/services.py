@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -313,3 +314,65 @@ class FakeGCSServer:
 
     def state(self):
         return {"endpoint": self.endpoint, "port": self.port, "base_dir": self.base_dir, "buckets": self.buckets}
+
+
+class BackgroundService:
+    """A Python service of this repo run detached (``python -m <module> ...``), found again by its
+    pid file, up when ``url`` answers, logging to ``<name>.log`` under ``base_dir``."""
+
+    def __init__(self, name, base_dir, argv, url):
+        self.name = name
+        self.base_dir = os.path.abspath(base_dir)
+        self.argv = list(argv)
+        self.url = url
+        self.pid_file = os.path.join(self.base_dir, "%s.pid" % name)
+        self.log_file = os.path.join(self.base_dir, "%s.log" % name)
+
+    def pid(self):
+        try:
+            with open(self.pid_file) as handle:
+                pid = int(handle.read().strip())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def is_up(self):
+        try:
+            with urllib.request.urlopen(self.url, timeout=2):  # noqa: S310 - loopback URL built here
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answered
+        except (OSError, ValueError):
+            return False
+
+    def start(self, timeout=30):
+        if self.pid() and self.is_up():
+            return self
+        os.makedirs(self.base_dir, exist_ok=True)
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(self.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m"] + self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True, cwd=repo, env=dict(os.environ, PYTHONPATH=repo),
+            )
+        with open(self.pid_file, "w") as handle:
+            handle.write(str(proc.pid))
+        _wait_for(self.is_up, timeout, "%s on %s (log: %s)" % (self.name, self.url, self.log_file))
+        return self
+
+    def stop(self):
+        pid = self.pid()
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        if os.path.exists(self.pid_file):
+            os.unlink(self.pid_file)

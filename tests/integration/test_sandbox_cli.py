@@ -28,9 +28,9 @@ def sandbox():
     base = tempfile.mkdtemp(prefix="dr-test-sandbox-", dir="/tmp")
     os.chmod(base, 0o711)  # noqa: S103 - the PostgreSQL OS user must traverse it
     root = os.path.join(base, "s")
-    ports = {"pg": free_port(), "gcs": free_port(), "k8s": free_port()}
+    ports = {"pg": free_port(), "gcs": free_port(), "k8s": free_port(), "health": free_port()}
     args = ["--dir", root, "--pg-port", str(ports["pg"]), "--gcs-port", str(ports["gcs"]),
-            "--k8s-port", str(ports["k8s"])]
+            "--k8s-port", str(ports["k8s"]), "--health-port", str(ports["health"])]
 
     def run(command, *extra):
         return subprocess.run([sys.executable, "-m", "sandbox", command, *args, *extra], cwd=REPO,
@@ -114,7 +114,22 @@ def test_status_reports_health(sandbox):
     result = sandbox["run"]("status")
     assert result.returncode == 0 and result.stdout.count("running") >= 2
     report = json.loads(sandbox["run"]("status", "--json").stdout)
-    assert report["health"] == {"postgres": True, "gcs": True}
+    assert report["health"] == {"postgres": True, "gcs": True, "k8s": True, "app_health": True}
+
+
+def test_application_is_up_and_healthy(sandbox):
+    """The fake cluster runs diagnosticpro-api at 3 replicas and the health endpoint sees it and the database."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(state(sandbox)["app_health_url"], timeout=2) as resp:  # noqa: S310
+                body = json.loads(resp.read())
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    assert body["status"] == "ok" and "3 replicas ready" in body["detail"]
 
 
 def test_inventory_points_at_the_sandbox(sandbox):
