@@ -434,8 +434,13 @@ def cmd_status(layout, args):
 
 
 def cmd_demo(layout, args):
-    print("`python -m sandbox demo` is not wired yet", file=sys.stderr)
-    return 2
+    from sandbox import demo
+
+    def up():
+        cmd_up(layout, args)
+        return layout.read_state()
+
+    return demo.run(layout, up)
 
 
 def _word(ok):
@@ -478,8 +483,10 @@ def parser():
     status = sub.add_parser("status", parents=[common], help="what runs where, and whether it answers")
     status.add_argument("--json", action="store_true", help="machine-readable state and health")
     status.set_defaults(func=cmd_status)
-    demo = sub.add_parser("demo", parents=[common], help="backup, verify, simulated loss, recovery (not wired yet)")
-    demo.add_argument("--size-mb", type=int, default=64)
+    demo = sub.add_parser("demo", parents=[common], help="up, then backup, verify, simulated loss, recovery, summary")
+    demo.add_argument("--size-mb", type=int, default=_env_int("SANDBOX_SIZE_MB", 64))
+    demo.add_argument("--seed", type=int, default=1, help="dataset seed (default 1)")
+    demo.add_argument("--reload", action="store_true", help="drop and reload the database even if already loaded")
     demo.set_defaults(func=cmd_demo)
     return top
 
