@@ -53,7 +53,7 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.autoscaling = client.AutoscalingV2Api(api_client)
 
-    def _call(self, method, *args, **kwargs):
+    def call(self, method, *args, **kwargs):
         """One API call: the object as a dict, None on 404, Conflict on 409, ScaleError otherwise."""
         import urllib3
 
@@ -83,31 +83,31 @@ class Kube:
     # Items of a list response carry no kind: every workload dict gets one here.
     def list_workloads(self, kind, namespace, label_selector=None):
         kwargs = {"label_selector": label_selector} if label_selector else {}
-        return [dict(o, kind=kind) for o in self._call(self._kind(kind, "list"), namespace, **kwargs)["items"]]
+        return [dict(o, kind=kind) for o in self.call(self._kind(kind, "list"), namespace, **kwargs)["items"]]
 
     def read_workload(self, kind, namespace, name):
-        obj = self._call(self._kind(kind, "read"), name, namespace)
+        obj = self.call(self._kind(kind, "read"), name, namespace)
         return dict(obj, kind=kind) if obj else None
 
     def patch_workload(self, kind, namespace, name, patch):
-        obj = self._call(self._kind(kind, "patch"), name, namespace, patch,
+        obj = self.call(self._kind(kind, "patch"), name, namespace, patch,
                          _content_type="application/merge-patch+json")
         return dict(obj, kind=kind)
 
     def list_pods(self, namespace, label_selector):
-        return self._call(self.core.list_namespaced_pod, namespace, label_selector=label_selector)["items"]
+        return self.call(self.core.list_namespaced_pod, namespace, label_selector=label_selector)["items"]
 
     def list_hpas(self, namespace):
-        return self._call(self.autoscaling.list_namespaced_horizontal_pod_autoscaler, namespace)["items"]
+        return self.call(self.autoscaling.list_namespaced_horizontal_pod_autoscaler, namespace)["items"]
 
     def create_hpa(self, namespace, body):
         try:
-            return self._call(self.autoscaling.create_namespaced_horizontal_pod_autoscaler, namespace, body)
+            return self.call(self.autoscaling.create_namespaced_horizontal_pod_autoscaler, namespace, body)
         except Conflict:
             return None   # already exists: a previous run re-created it
 
     def delete_hpa(self, namespace, name):
-        return self._call(self.autoscaling.delete_namespaced_horizontal_pod_autoscaler, name, namespace)
+        return self.call(self.autoscaling.delete_namespaced_horizontal_pod_autoscaler, name, namespace)
 
 
 def connect(kubeconfig=None, context=None):

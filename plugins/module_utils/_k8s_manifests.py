@@ -79,7 +79,7 @@ def export(kube, namespace, kinds=KINDS):
     for apiversion, kind, api, suffix in EXPORTED:
         if kind not in kinds:
             continue
-        listed = kube._call(getattr(getattr(kube, api), "list_namespaced_%s" % suffix), namespace)
+        listed = kube.call(getattr(getattr(kube, api), "list_namespaced_%s" % suffix), namespace)
         for item in sorted((listed or {}).get("items", []), key=lambda o: o["metadata"]["name"]):
             if not _cluster_managed(apiversion, kind, item):
                 objects.append(strip(apiversion, kind, item))
@@ -166,7 +166,7 @@ def read_objects(source, decryption):
 
 
 def _live(kube, namespace, api, suffix, name):
-    return kube._call(getattr(getattr(kube, api), "read_namespaced_%s" % suffix), name, namespace)
+    return kube.call(getattr(getattr(kube, api), "read_namespaced_%s" % suffix), name, namespace)
 
 
 def _differs(wanted, live):
@@ -197,7 +197,7 @@ def restore(kube, source, decryption, namespace=None, kinds=KINDS, names=None, c
         action = "create" if live is None else ("update" if _differs(obj, live_view) else "unchanged")
         if action != "unchanged" and not check_mode:
             body = json.loads(json.dumps(obj))
-            kube._call(getattr(getattr(kube, api), "patch_namespaced_%s" % suffix), name, namespace, body,
+            kube.call(getattr(getattr(kube, api), "patch_namespaced_%s" % suffix), name, namespace, body,
                        field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml")
             if progress:
                 progress("%s %s/%s" % (action, kind, name))

@@ -18,6 +18,7 @@ description:
 author:
   - DiagnosticPro Technical Operations (@diagnosticpro)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - diagnosticpro.dr.encryption
 attributes:
   check_mode:

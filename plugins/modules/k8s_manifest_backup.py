@@ -20,6 +20,7 @@ description:
 author:
   - DiagnosticPro Technical Operations (@diagnosticpro)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - diagnosticpro.dr.k8s_auth
   - diagnosticpro.dr.encryption
 attributes:

@@ -17,6 +17,7 @@ description:
 author:
   - DiagnosticPro Technical Operations (@diagnosticpro)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - diagnosticpro.dr.k8s_auth
   - diagnosticpro.dr.encryption.decryption
   - diagnosticpro.dr.gcs_auth

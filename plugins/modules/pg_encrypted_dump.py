@@ -23,6 +23,7 @@ description:
 author:
   - DiagnosticPro Technical Operations (@diagnosticpro)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - diagnosticpro.dr.postgres
   - diagnosticpro.dr.encryption
 attributes:

@@ -27,6 +27,7 @@ description:
 author:
   - DiagnosticPro Technical Operations (@diagnosticpro)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - diagnosticpro.dr.postgres
   - diagnosticpro.dr.postgres.maintenance
   - diagnosticpro.dr.encryption.decryption
