@@ -33,6 +33,9 @@ attributes:
       scratch database or writing a record.
   diff_mode:
     support: none
+  platform:
+    support: full
+    platforms: posix
 options:
   backup:
     description:

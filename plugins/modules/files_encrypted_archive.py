@@ -26,6 +26,9 @@ attributes:
     details: Checks the paths, the key and the destination and reports the artifact it would write.
   diff_mode:
     support: none
+  platform:
+    support: full
+    platforms: posix
 options:
   paths:
     description: Absolute paths of the directories or files to archive.

@@ -29,6 +29,9 @@ attributes:
     details: Reads the objects and reports what would be backed up; writes nothing.
   diff_mode:
     support: none
+  platform:
+    support: full
+    platforms: posix
 options:
   namespace:
     description: Namespace to export.

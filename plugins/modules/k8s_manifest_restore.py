@@ -28,6 +28,9 @@ attributes:
   diff_mode:
     support: partial
     details: Reports per object whether it would be created, updated or left unchanged, not field-level diffs.
+  platform:
+    support: full
+    platforms: posix
 options:
   backup:
     description: The artifact, a local path or C(gs://bucket/object); its manifest must be beside it.

@@ -32,6 +32,9 @@ attributes:
     details: Checks inputs, tools and the database connection, and reports the path it would write.
   diff_mode:
     support: none
+  platform:
+    support: full
+    platforms: posix
 options:
   database:
     description: Database to back up.

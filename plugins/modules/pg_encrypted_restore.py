@@ -39,6 +39,9 @@ attributes:
       manifest and checks the key; restores nothing.
   diff_mode:
     support: none
+  platform:
+    support: full
+    platforms: posix
 options:
   backup:
     description:

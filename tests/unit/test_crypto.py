@@ -84,11 +84,14 @@ def test_decryption_preflight_catches_mode_and_key_mismatch(tmp_path):
         _crypto.Decryption(passphrase_file=key).preflight({"mode": "public-key", "recipients": ["ABC"]})
 
 
-@pytest.mark.parametrize("stderr, expected", [
-    ("gpg: decryption failed: Bad session key", "wrong passphrase or key"),
-    ("gpg: decryption failed: No secret key", "no secret key"),
-    ("gpg: [don't know]: invalid packet (ctb=7f)", "corrupt"),
-    ("", "without a message"),
-])
+@pytest.mark.parametrize(
+    "stderr, expected",
+    [
+        ("gpg: decryption failed: Bad session key", "wrong passphrase or key"),
+        ("gpg: decryption failed: No secret key", "no secret key"),
+        ("gpg: [don't know]: invalid packet (ctb=7f)", "corrupt"),
+        ("", "without a message"),
+    ],
+)
 def test_gpg_errors_are_translated(stderr, expected):
     assert expected in _crypto.decrypt_error(stderr)

@@ -16,10 +16,18 @@ UTC = datetime.timezone.utc
 
 def doc(**overrides):
     base = {
-        "manifest_version": 1, "kind": "postgresql", "backup_id": "db-20261203T150405Z-abcdef",
-        "started_at": "2026-12-03T15:04:05.000000Z", "finished_at": "2026-12-03T15:05:05.000000Z",
-        "artifact": {"name": "db-20261203T150405Z-abcdef.dump.zst.gpg", "size": 10, "sha256": "a" * 64,
-                     "crc32c": "AAAAAA==", "layers": ["pg_dump-custom", "zstd", "openpgp"]},
+        "manifest_version": 1,
+        "kind": "postgresql",
+        "backup_id": "db-20261203T150405Z-abcdef",
+        "started_at": "2026-12-03T15:04:05.000000Z",
+        "finished_at": "2026-12-03T15:05:05.000000Z",
+        "artifact": {
+            "name": "db-20261203T150405Z-abcdef.dump.zst.gpg",
+            "size": 10,
+            "sha256": "a" * 64,
+            "crc32c": "AAAAAA==",
+            "layers": ["pg_dump-custom", "zstd", "openpgp"],
+        },
         "encryption": {"mode": "symmetric", "key_id": "scrypt:00"},
         "source": {"data_timestamp": "2026-12-03T15:04:05.500000Z"},
     }
@@ -27,13 +35,16 @@ def doc(**overrides):
     return base
 
 
-@pytest.mark.parametrize("layers, suffix", [
-    (["pg_dump-custom", "openpgp"], ".dump.gpg"),
-    (["pg_dump-custom", "zstd", "openpgp"], ".dump.zst.gpg"),
-    (["pg_dump-custom", "lz4", "openpgp"], ".dump.lz4.gpg"),
-    (["tar", "zstd", "openpgp"], ".tar.zst.gpg"),
-    (["yaml", "openpgp"], ".yaml.gpg"),
-])
+@pytest.mark.parametrize(
+    "layers, suffix",
+    [
+        (["pg_dump-custom", "openpgp"], ".dump.gpg"),
+        (["pg_dump-custom", "zstd", "openpgp"], ".dump.zst.gpg"),
+        (["pg_dump-custom", "lz4", "openpgp"], ".dump.lz4.gpg"),
+        (["tar", "zstd", "openpgp"], ".tar.zst.gpg"),
+        (["yaml", "openpgp"], ".yaml.gpg"),
+    ],
+)
 def test_artifact_name_states_the_layers(layers, suffix):
     assert m.artifact_name("x-1", layers) == "x-1" + suffix
 
@@ -53,13 +64,16 @@ def test_new_backup_id_sorts_by_time_and_is_unique():
     m.validate_backup_id(c)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.pop("artifact"), "missing artifact"),
-    (lambda d: d.update(manifest_version=99), "not supported"),
-    (lambda d: d["artifact"].update(sha256="xyz"), "not a SHA-256"),
-    (lambda d: d["artifact"].update(size=-1), "not a byte count"),
-    (lambda d: d["artifact"].pop("crc32c"), "missing crc32c"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.pop("artifact"), "missing artifact"),
+        (lambda d: d.update(manifest_version=99), "not supported"),
+        (lambda d: d["artifact"].update(sha256="xyz"), "not a SHA-256"),
+        (lambda d: d["artifact"].update(size=-1), "not a byte count"),
+        (lambda d: d["artifact"].pop("crc32c"), "missing crc32c"),
+    ],
+)
 def test_validate_refuses_broken_manifests(mutate, message):
     broken = doc()
     mutate(broken)
@@ -89,11 +103,14 @@ def test_read_missing_manifest_says_it_is_not_a_backup(tmp_path):
         m.read(str(tmp_path / "nope.manifest.json"))
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("2026-12-03T15:04:05Z", datetime.datetime(2026, 12, 3, 15, 4, 5, tzinfo=UTC)),
-    ("2026-12-03T16:04:05+01:00", datetime.datetime(2026, 12, 3, 15, 4, 5, tzinfo=UTC)),
-    ("2026-12-03 15:04:05", datetime.datetime(2026, 12, 3, 15, 4, 5, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2026-12-03T15:04:05Z", datetime.datetime(2026, 12, 3, 15, 4, 5, tzinfo=UTC)),
+        ("2026-12-03T16:04:05+01:00", datetime.datetime(2026, 12, 3, 15, 4, 5, tzinfo=UTC)),
+        ("2026-12-03 15:04:05", datetime.datetime(2026, 12, 3, 15, 4, 5, tzinfo=UTC)),
+    ],
+)
 def test_parse_time(text, expected):
     assert m.parse_time(text) == expected
 

@@ -38,12 +38,20 @@ def test_source_is_hashed_as_fed(tmp_path):
     assert open(out, "rb").read() == b"".join(chunks)
 
 
-@pytest.mark.parametrize("stages, reason", [
-    ([produce(10), Stage("fails", ["sh", "-c", "cat >/dev/null; echo boom >&2; exit 3"])],
-     "fails exited with status 3: boom"),
-    ([Stage("early", ["sh", "-c", "echo nope >&2; exit 1"]), Stage("cat", ["cat"])], "early exited with status 1: nope"),
-    ([Stage("killed", ["sh", "-c", "kill -9 $$"]), Stage("cat", ["cat"])], "killed was killed by SIGKILL"),
-])
+@pytest.mark.parametrize(
+    "stages, reason",
+    [
+        (
+            [produce(10), Stage("fails", ["sh", "-c", "cat >/dev/null; echo boom >&2; exit 3"])],
+            "fails exited with status 3: boom",
+        ),
+        (
+            [Stage("early", ["sh", "-c", "echo nope >&2; exit 1"]), Stage("cat", ["cat"])],
+            "early exited with status 1: nope",
+        ),
+        ([Stage("killed", ["sh", "-c", "kill -9 $$"]), Stage("cat", ["cat"])], "killed was killed by SIGKILL"),
+    ],
+)
 def test_any_failing_stage_fails_the_run_and_removes_the_partial_file(tmp_path, stages, reason):
     out = str(tmp_path / "out")
     with pytest.raises(PipelineError) as info:
@@ -54,8 +62,10 @@ def test_any_failing_stage_fails_the_run_and_removes_the_partial_file(tmp_path, 
 
 def test_the_cause_is_named_before_its_victims(tmp_path):
     # The consumer dies first; the producer then dies of a broken pipe. The consumer is the cause.
-    stages = [Stage("producer", ["sh", "-c", "yes | head -c 50000000"]),
-              Stage("consumer", ["sh", "-c", "head -c 10 >/dev/null; echo disk on fire >&2; exit 4"])]
+    stages = [
+        Stage("producer", ["sh", "-c", "yes | head -c 50000000"]),
+        Stage("consumer", ["sh", "-c", "head -c 10 >/dev/null; echo disk on fire >&2; exit 4"]),
+    ]
     with pytest.raises(PipelineError) as info:
         Pipeline(stages, sinks=[FileSink(str(tmp_path / "o"))]).run()
     assert info.value.reasons[0].startswith("consumer exited with status 4")
@@ -102,8 +112,9 @@ def test_descriptors_are_passed_not_argv(tmp_path):
 
 
 def test_timings_cover_source_and_stages():
-    pipeline = Pipeline([Stage("cat", ["cat"]), Stage("sink", ["sh", "-c", "cat >/dev/null"])],
-                        source=iter([b"x" * 10]))
+    pipeline = Pipeline(
+        [Stage("cat", ["cat"]), Stage("sink", ["sh", "-c", "cat >/dev/null"])], source=iter([b"x" * 10])
+    )
     pipeline.run()
     timings = pipeline.timings()
     assert set(timings) == {"source", "cat", "sink"}
