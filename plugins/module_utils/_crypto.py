@@ -27,6 +27,7 @@ from ._errors import ConfigError, DecryptError, EncryptError, KeyFileError
 
 GPG = "gpg"
 CIPHER = "AES256"
+S2K_COUNT = 65011712  # the largest count OpenPGP can encode
 # Paired with doc_fragments/encryption.py (DOCUMENTATION and DECRYPTION).
 ENCRYPTION_SPEC = {
     "passphrase_file": {"type": "path", "no_log": False},
@@ -177,8 +178,11 @@ class Encryption:
         fds = ()
         if self.mode == "symmetric":
             fd = os.open(self.passphrase_file, os.O_RDONLY)
-            argv += ["--pinentry-mode", "loopback", "--passphrase-fd", str(fd),
-                     "--s2k-cipher-algo", CIPHER, "--s2k-digest-algo", "SHA512", "--symmetric"]
+            # A fixed, maximal S2K count: a fresh GNUPGHOME would otherwise spend ~1 s calibrating
+            # it on every run, and the key-hashing strength would depend on the machine.
+            argv += ["--pinentry-mode", "loopback", "--passphrase-fd", str(fd), "--s2k-mode", "3",
+                     "--s2k-count", str(S2K_COUNT), "--s2k-cipher-algo", CIPHER, "--s2k-digest-algo", "SHA512",
+                     "--symmetric"]
             fds = (fd,)
         else:
             argv += ["--trust-model", "always", "--encrypt"]
