@@ -322,6 +322,29 @@ def _stop_gpg_agent(layout):
 # ---------------------------------------------------------------------------- commands
 
 
+SAMPLE_FILES = {
+    # What backup_application.yml and backup_config.yml archive in the sandbox; the node_modules,
+    # log and tmp entries are there to show the runbook's excludes at work.
+    "app/diagnosticpro/server.js": "require('./src/app').listen(8080);\n",
+    "app/diagnosticpro/src/app.js": "module.exports = require('express')();\n",
+    "app/diagnosticpro/k8s/deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: diagnosticpro-api\n",
+    "app/diagnosticpro/node_modules/express/index.js": "module.exports = function () {};\n",
+    "app/diagnosticpro/logs/api.log": "GET /health 200\n",
+    "app/diagnosticpro/tmp/upload.part": "partial upload\n",
+    "config/diagnosticpro.conf": "region = us-central1\nreport_bucket = diagnosticpro-reports\n",
+    "config/nginx/diagnosticpro.conf": "server { listen 80; }\n",
+}
+
+
+def _ensure_sample_files(layout):
+    for rel, content in SAMPLE_FILES.items():
+        path = os.path.join(layout.root, rel)
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as handle:
+                handle.write(content)
+
+
 def cmd_up(layout, args):
     with _locked(layout):
         os.chmod(layout.root, 0o711)  # noqa: S103 - the PostgreSQL OS user must traverse it to reach pg/
@@ -329,6 +352,7 @@ def cmd_up(layout, args):
         fingerprint = _ensure_keys(layout)
         os.makedirs(layout.backups, mode=0o700, exist_ok=True)
         os.makedirs(layout.k8s_dir, mode=0o700, exist_ok=True)
+        _ensure_sample_files(layout)
         cluster, pg_was_running = _start_postgres(layout, state)
         _ensure_app_role(cluster, layout)
         info, dataset_note = _ensure_dataset(cluster, layout, args.size_mb, args.seed, args.reload)
