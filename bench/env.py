@@ -10,7 +10,6 @@ import subprocess
 import tempfile
 
 from ansible_collections.diagnosticpro.dr.plugins.module_utils import _pg
-
 from sandbox.services import FakeGCSServer, PostgresCluster
 
 BUCKET = "dp-bench-us-central1"

@@ -104,16 +104,33 @@ class Layout:
 
     def k8s(self):
         """The fake Kubernetes API server, seeded with the diagnosticpro-api Deployment (3 replicas)."""
-        return BackgroundService("fake-k8s", self.k8s_dir,
-                                 ["sandbox.fake_k8s", "--port", str(self.k8s_port), "--dir", self.k8s_dir, "--demo"],
-                                 "http://127.0.0.1:%d/version" % self.k8s_port)
+        return BackgroundService(
+            "fake-k8s",
+            self.k8s_dir,
+            ["sandbox.fake_k8s", "--port", str(self.k8s_port), "--dir", self.k8s_dir, "--demo"],
+            "http://127.0.0.1:%d/version" % self.k8s_port,
+        )
 
     def app_health(self, pg_port):
         """The application's health endpoint: ready replicas in the fake cluster and a live database."""
-        return BackgroundService("app-health", self.root, [
-            "sandbox.health", "--port", str(self.health_port), "--kubeconfig", self.kubeconfig,
-            "--db-port", str(pg_port), "--db-user", APP_ROLE, "--passfile", self.app_passfile,
-        ], self.health_url)
+        return BackgroundService(
+            "app-health",
+            self.root,
+            [
+                "sandbox.health",
+                "--port",
+                str(self.health_port),
+                "--kubeconfig",
+                self.kubeconfig,
+                "--db-port",
+                str(pg_port),
+                "--db-user",
+                APP_ROLE,
+                "--passfile",
+                self.app_passfile,
+            ],
+            self.health_url,
+        )
 
     def read_state(self):
         try:
@@ -151,8 +168,10 @@ def scram_verifier(password, salt=None, iterations=4096):
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
     stored_key = hashlib.sha256(client_key).digest()
-    return "SCRAM-SHA-256$%d:%s$%s:%s" % (iterations, *(base64.b64encode(part).decode()
-                                                        for part in (salt, stored_key, server_key)))
+    return "SCRAM-SHA-256$%d:%s$%s:%s" % (
+        iterations,
+        *(base64.b64encode(part).decode() for part in (salt, stored_key, server_key)),
+    )
 
 
 def _start_postgres(layout, state):
@@ -162,18 +181,23 @@ def _start_postgres(layout, state):
         # initdb wrote the port into the cluster's configuration: it cannot follow an option.
         recorded = state.get("postgres", {}).get("port")
         if recorded and recorded != layout.pg_port:
-            raise SandboxError("Failed to start PostgreSQL: the cluster in %s was initialised on port %s, not %s; "
-                               "use --pg-port %s or `down --purge` first" % (layout.pg_dir, recorded, layout.pg_port,
-                                                                            recorded))
+            raise SandboxError(
+                "Failed to start PostgreSQL: the cluster in %s was initialised on port %s, not %s; "
+                "use --pg-port %s or `down --purge` first" % (layout.pg_dir, recorded, layout.pg_port, recorded)
+            )
     if not cluster.is_running() and _port_in_use(layout.pg_port):
-        raise SandboxError("Failed to start PostgreSQL: port %d is already in use by another program; pass --pg-port "
-                           "or set SANDBOX_PG_PORT" % layout.pg_port)
+        raise SandboxError(
+            "Failed to start PostgreSQL: port %d is already in use by another program; pass --pg-port "
+            "or set SANDBOX_PG_PORT" % layout.pg_port
+        )
     was_running = cluster.is_running()
     try:
         cluster.start()
     except subprocess.CalledProcessError as exc:
-        raise SandboxError("Failed to start PostgreSQL: %s; see %s" % (
-            (exc.stderr or exc.stdout or str(exc)).strip().splitlines()[-1], cluster.log_file)) from exc
+        raise SandboxError(
+            "Failed to start PostgreSQL: %s; see %s"
+            % ((exc.stderr or exc.stdout or str(exc)).strip().splitlines()[-1], cluster.log_file)
+        ) from exc
     with open(cluster.passfile) as handle:  # a re-initialised cluster has a new superuser password
         _write_private(layout.superuser_passfile, handle.read())
     return cluster, was_running
@@ -198,16 +222,24 @@ def _ensure_app_role(cluster, layout):
             cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,))
             exists = cur.fetchone() is not None
             if not exists or created:
-                statement = "ALTER ROLE {} LOGIN NOSUPERUSER CREATEDB PASSWORD {}" if exists else \
-                    "CREATE ROLE {} LOGIN NOSUPERUSER CREATEDB PASSWORD {}"
+                statement = (
+                    "ALTER ROLE {} LOGIN NOSUPERUSER CREATEDB PASSWORD {}"
+                    if exists
+                    else "CREATE ROLE {} LOGIN NOSUPERUSER CREATEDB PASSWORD {}"
+                )
                 cur.execute(sql.SQL(statement).format(sql.Identifier(APP_ROLE), sql.Literal(scram_verifier(password))))
     finally:
         conn.close()
 
 
 def _app_conninfo(cluster, layout, dbname=DATABASE):
-    return {"host": cluster.host, "port": cluster.port, "user": APP_ROLE, "dbname": dbname,
-            "passfile": layout.app_passfile}
+    return {
+        "host": cluster.host,
+        "port": cluster.port,
+        "user": APP_ROLE,
+        "dbname": dbname,
+        "passfile": layout.app_passfile,
+    }
 
 
 def _database_exists(cluster):
@@ -254,9 +286,10 @@ def _ensure_dataset(cluster, layout, size_mb, seed, reload):
             if info and info.get("size_mb") == size_mb and info.get("seed") == seed:
                 return info, "already loaded"
             if info:
-                raise SandboxError("Failed to load the dataset: %s already holds the %s MB dataset (seed %s); pass "
-                                   "--reload to replace it with %s MB" % (DATABASE, info["size_mb"], info["seed"],
-                                                                          size_mb))
+                raise SandboxError(
+                    "Failed to load the dataset: %s already holds the %s MB dataset (seed %s); pass "
+                    "--reload to replace it with %s MB" % (DATABASE, info["size_mb"], info["seed"], size_mb)
+                )
             if tables:
                 # For example a database a recovery drill restored: it is not ours to replace.
                 return {"rows": tables}, "left as found (not loaded by the sandbox; --reload replaces it)"
@@ -297,8 +330,13 @@ def _ensure_keys(layout):
 
     def gpg(*argv, stdin=None):
         # --passphrase-fd 0 with empty stdin: an unprotected key, and no passphrase on argv.
-        return subprocess.run(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0", *argv],
-                              check=True, env=env, capture_output=True, input=b"").stdout
+        return subprocess.run(
+            ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0", *argv],
+            check=True,
+            env=env,
+            capture_output=True,
+            input=b"",
+        ).stdout
 
     try:
         gpg("--quick-generate-key", GPG_UID, "rsa3072", "encrypt,sign", "never")
@@ -308,8 +346,9 @@ def _ensure_keys(layout):
         _write_private(layout.secret_key_file, gpg("--armor", "--export-secret-keys", fingerprint))
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
-        raise SandboxError("Failed to generate the sandbox OpenPGP key: %s %s" % (
-            exc, detail.decode(errors="replace").strip())) from exc
+        raise SandboxError(
+            "Failed to generate the sandbox OpenPGP key: %s %s" % (exc, detail.decode(errors="replace").strip())
+        ) from exc
     _write_private(layout.fingerprint_file, fingerprint + "\n", 0o644)
     return fingerprint
 
@@ -327,7 +366,8 @@ SAMPLE_FILES = {
     # log and tmp entries are there to show the runbook's excludes at work.
     "app/diagnosticpro/server.js": "require('./src/app').listen(8080);\n",
     "app/diagnosticpro/src/app.js": "module.exports = require('express')();\n",
-    "app/diagnosticpro/k8s/deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: diagnosticpro-api\n",
+    "app/diagnosticpro/k8s/deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\n"
+    "metadata:\n  name: diagnosticpro-api\n",
     "app/diagnosticpro/node_modules/express/index.js": "module.exports = function () {};\n",
     "app/diagnosticpro/logs/api.log": "GET /health 200\n",
     "app/diagnosticpro/tmp/upload.part": "partial upload\n",
@@ -359,45 +399,75 @@ def cmd_up(layout, args):
         gcs = layout.gcs()
         gcs_was_running = gcs.is_up()
         if not gcs_was_running and _port_in_use(layout.gcs_port):
-            raise SandboxError("Failed to start the GCS emulator: port %d is already in use by another program; pass "
-                               "--gcs-port or set SANDBOX_GCS_PORT" % layout.gcs_port)
+            raise SandboxError(
+                "Failed to start the GCS emulator: port %d is already in use by another program; pass "
+                "--gcs-port or set SANDBOX_GCS_PORT" % layout.gcs_port
+            )
         gcs.start()  # creates the buckets (already existing ones are kept)
         k8s = layout.k8s()
         k8s_was_running = k8s.is_up()
         if not k8s_was_running and _port_in_use(layout.k8s_port):
-            raise SandboxError("Failed to start the Kubernetes API double: port %d is in use; pass --k8s-port or set "
-                               "SANDBOX_K8S_PORT" % layout.k8s_port)
+            raise SandboxError(
+                "Failed to start the Kubernetes API double: port %d is in use; pass --k8s-port or set "
+                "SANDBOX_K8S_PORT" % layout.k8s_port
+            )
         k8s.start()
         layout.app_health(cluster.port).start()
         state = {
             "version": STATE_VERSION,
             "dir": layout.root,
             "postgres": {
-                "host": cluster.host, "port": cluster.port, "database": DATABASE, "user": APP_ROLE,
-                "passfile": layout.app_passfile, "superuser": cluster.superuser,
-                "superuser_passfile": layout.superuser_passfile, "data_dir": cluster.data_dir,
-                "log": cluster.log_file, "os_user": cluster.os_user, "dataset": info,
+                "host": cluster.host,
+                "port": cluster.port,
+                "database": DATABASE,
+                "user": APP_ROLE,
+                "passfile": layout.app_passfile,
+                "superuser": cluster.superuser,
+                "superuser_passfile": layout.superuser_passfile,
+                "data_dir": cluster.data_dir,
+                "log": cluster.log_file,
+                "os_user": cluster.os_user,
+                "dataset": info,
             },
-            "gcs": {"endpoint": gcs.endpoint, "port": gcs.port, "buckets": list(BUCKETS), "root": gcs.root,
-                    "log": gcs.log_file},
-            "keys": {"passphrase_file": layout.passphrase_file, "gnupg_home": layout.gnupg_home,
-                     "fingerprint": fingerprint, "public_key_file": layout.public_key_file,
-                     "secret_key_file": layout.secret_key_file},
+            "gcs": {
+                "endpoint": gcs.endpoint,
+                "port": gcs.port,
+                "buckets": list(BUCKETS),
+                "root": gcs.root,
+                "log": gcs.log_file,
+            },
+            "keys": {
+                "passphrase_file": layout.passphrase_file,
+                "gnupg_home": layout.gnupg_home,
+                "fingerprint": fingerprint,
+                "public_key_file": layout.public_key_file,
+                "secret_key_file": layout.secret_key_file,
+            },
             "backup_dir": layout.backups,
-            "k8s": {"port": layout.k8s_port, "kubeconfig": layout.kubeconfig, "namespace": "diagnosticpro",
-                    "log": k8s.log_file},
+            "k8s": {
+                "port": layout.k8s_port,
+                "kubeconfig": layout.kubeconfig,
+                "namespace": "diagnosticpro",
+                "log": k8s.log_file,
+            },
             "app_health_url": layout.health_url,
         }
         layout.write_state(state)
     print("Sandbox is up in %s" % _rel(layout.root))
-    print("  PostgreSQL    %s:%d  %s  database %s: %s" % (
-        cluster.host, cluster.port, "already running" if pg_was_running else "started", DATABASE, dataset_note))
+    print(
+        "  PostgreSQL    %s:%d  %s  database %s: %s"
+        % (cluster.host, cluster.port, "already running" if pg_was_running else "started", DATABASE, dataset_note)
+    )
     print("                user %s, passfile %s" % (APP_ROLE, _rel(layout.app_passfile)))
-    print("  GCS emulator  %s  %s  buckets %s" % (
-        gcs.endpoint, "already running" if gcs_was_running else "started", ", ".join(b["name"] for b in BUCKETS)))
+    print(
+        "  GCS emulator  %s  %s  buckets %s"
+        % (gcs.endpoint, "already running" if gcs_was_running else "started", ", ".join(b["name"] for b in BUCKETS))
+    )
     print("  Keys          %s; OpenPGP %s (%s)" % (_rel(layout.passphrase_file), fingerprint, _rel(layout.gnupg_home)))
-    print("  Kubernetes    http://127.0.0.1:%d  %s  Deployment diagnosticpro/diagnosticpro-api, kubeconfig %s" % (
-        layout.k8s_port, "already running" if k8s_was_running else "started", _rel(layout.kubeconfig)))
+    print(
+        "  Kubernetes    http://127.0.0.1:%d  %s  Deployment diagnosticpro/diagnosticpro-api, kubeconfig %s"
+        % (layout.k8s_port, "already running" if k8s_was_running else "started", _rel(layout.kubeconfig))
+    )
     print("  Health        %s" % layout.health_url)
     print("  Inventory     inventories/sandbox (state: %s)" % _rel(layout.state_file))
     return 0
@@ -429,8 +499,12 @@ def health(layout):
     if not state:
         return state, {}
     cluster = layout.cluster(state["postgres"]["port"])
-    checks = {"postgres": cluster.is_running(), "gcs": layout.gcs().is_up(), "k8s": layout.k8s().is_up(),
-              "app_health": layout.app_health(0).is_up()}
+    checks = {
+        "postgres": cluster.is_running(),
+        "gcs": layout.gcs().is_up(),
+        "k8s": layout.k8s().is_up(),
+        "app_health": layout.app_health(0).is_up(),
+    }
     return state, checks
 
 
@@ -446,13 +520,25 @@ def cmd_status(layout, args):
     rows = (pg.get("dataset") or {}).get("rows") or {}
     size = (pg.get("dataset") or {}).get("size_mb")
     print("Sandbox in %s" % _rel(layout.root))
-    print("  PostgreSQL    %-8s %s:%s  database %s%s, %s rows" % (
-        _word(checks["postgres"]), pg["host"], pg["port"], pg["database"], " (%s MB dataset)" % size if size else "",
-        format(sum(rows.values()), ",")))
-    print("  GCS emulator  %-8s %s  buckets %s" % (_word(checks["gcs"]), gcs["endpoint"],
-                                                   ", ".join(b["name"] for b in gcs["buckets"])))
-    print("  Kubernetes    %-8s port %s, kubeconfig %s" % (_word(checks["k8s"]), state["k8s"]["port"],
-                                                          _rel(state["k8s"]["kubeconfig"])))
+    print(
+        "  PostgreSQL    %-8s %s:%s  database %s%s, %s rows"
+        % (
+            _word(checks["postgres"]),
+            pg["host"],
+            pg["port"],
+            pg["database"],
+            " (%s MB dataset)" % size if size else "",
+            format(sum(rows.values()), ","),
+        )
+    )
+    print(
+        "  GCS emulator  %-8s %s  buckets %s"
+        % (_word(checks["gcs"]), gcs["endpoint"], ", ".join(b["name"] for b in gcs["buckets"]))
+    )
+    print(
+        "  Kubernetes    %-8s port %s, kubeconfig %s"
+        % (_word(checks["k8s"]), state["k8s"]["port"], _rel(state["k8s"]["kubeconfig"]))
+    )
     print("  Health        %-8s %s" % (_word(checks["app_health"]), state["app_health_url"]))
     return 0 if all(checks.values()) else 1
 
@@ -483,21 +569,44 @@ def _env_int(name, default):
 
 def parser():
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dir", default=os.environ.get("SANDBOX_DIR", os.path.join(REPO, ".sandbox")),
-                        help="sandbox directory (default: .sandbox/ in the checkout; env SANDBOX_DIR)")
-    common.add_argument("--pg-port", type=int, default=_env_int("SANDBOX_PG_PORT", 55432),
-                        help="PostgreSQL port (default 55432; env SANDBOX_PG_PORT)")
-    common.add_argument("--gcs-port", type=int, default=_env_int("SANDBOX_GCS_PORT", 54443),
-                        help="GCS emulator port (default 54443; env SANDBOX_GCS_PORT)")
-    common.add_argument("--k8s-port", type=int, default=_env_int("SANDBOX_K8S_PORT", 56443),
-                        help="fake Kubernetes API port (default 56443; env SANDBOX_K8S_PORT)")
-    common.add_argument("--health-port", type=int, default=_env_int("SANDBOX_HEALTH_PORT", 58080),
-                        help="application health endpoint port (default 58080; env SANDBOX_HEALTH_PORT)")
+    common.add_argument(
+        "--dir",
+        default=os.environ.get("SANDBOX_DIR", os.path.join(REPO, ".sandbox")),
+        help="sandbox directory (default: .sandbox/ in the checkout; env SANDBOX_DIR)",
+    )
+    common.add_argument(
+        "--pg-port",
+        type=int,
+        default=_env_int("SANDBOX_PG_PORT", 55432),
+        help="PostgreSQL port (default 55432; env SANDBOX_PG_PORT)",
+    )
+    common.add_argument(
+        "--gcs-port",
+        type=int,
+        default=_env_int("SANDBOX_GCS_PORT", 54443),
+        help="GCS emulator port (default 54443; env SANDBOX_GCS_PORT)",
+    )
+    common.add_argument(
+        "--k8s-port",
+        type=int,
+        default=_env_int("SANDBOX_K8S_PORT", 56443),
+        help="fake Kubernetes API port (default 56443; env SANDBOX_K8S_PORT)",
+    )
+    common.add_argument(
+        "--health-port",
+        type=int,
+        default=_env_int("SANDBOX_HEALTH_PORT", 58080),
+        help="application health endpoint port (default 58080; env SANDBOX_HEALTH_PORT)",
+    )
     top = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.split("\n\n")[0])
     sub = top.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", parents=[common], help="start everything (idempotent) and load the dataset once")
-    up.add_argument("--size-mb", type=int, default=_env_int("SANDBOX_SIZE_MB", 64),
-                    help="size of the diagnosticpro database in MB (default 64)")
+    up.add_argument(
+        "--size-mb",
+        type=int,
+        default=_env_int("SANDBOX_SIZE_MB", 64),
+        help="size of the diagnosticpro database in MB (default 64)",
+    )
     up.add_argument("--seed", type=int, default=1, help="dataset seed (default 1)")
     up.add_argument("--reload", action="store_true", help="drop and reload the database even if already loaded")
     up.set_defaults(func=cmd_up)

@@ -45,8 +45,13 @@ COMMENT_TAG = "sandbox.datagen"
 
 # Parent tables first: the order of loading, checksums and counts.
 TABLES = (
-    "customers", "email_templates", "diagnostic_submissions", "ai_analysis_results",
-    "payment_transactions", "user_sessions", "audit_log",
+    "customers",
+    "email_templates",
+    "diagnostic_submissions",
+    "ai_analysis_results",
+    "payment_transactions",
+    "user_sessions",
+    "audit_log",
 )
 
 SCHEMA_SQL = """
@@ -137,8 +142,7 @@ CREATE TABLE audit_log (
 );
 """
 
-TABLE_DDL = {re.search(r"CREATE TABLE (\w+)", stmt).group(1): stmt
-             for stmt in SCHEMA_SQL.split(";") if stmt.strip()}
+TABLE_DDL = {re.search(r"CREATE TABLE (\w+)", stmt).group(1): stmt for stmt in SCHEMA_SQL.split(";") if stmt.strip()}
 # One worker process per group; the analyses are about half of the bytes.
 LOAD_GROUPS = (
     ("ai_analysis_results",),
@@ -230,8 +234,22 @@ LAST_NAMES = (
     "Mensah Haddad Kuznetsov Ivanova Singh Sharma Gupta Zhang Wang Liu Nakamura Fitzgerald MacLeod Vandenberg"
 ).split()
 EMAIL_DOMAINS = (
-    "gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "aol.com", "proton.me", "comcast.net",
-    "att.net", "verizon.net", "fastmail.com", "gmx.de", "web.de", "orange.fr", "btinternet.com", "shaw.ca",
+    "gmail.com",
+    "yahoo.com",
+    "outlook.com",
+    "hotmail.com",
+    "icloud.com",
+    "aol.com",
+    "proton.me",
+    "comcast.net",
+    "att.net",
+    "verizon.net",
+    "fastmail.com",
+    "gmx.de",
+    "web.de",
+    "orange.fr",
+    "btinternet.com",
+    "shaw.ca",
 )
 COMPANY_WORDS = (
     "Midwest Prairie Summit Ridge River Valley Coastal Northern Southern Eastern Western Granite Iron Eagle "
@@ -240,114 +258,325 @@ COMPANY_WORDS = (
     "Allied United Independent Family Hometown Elite Rapid Apex Pinnacle Titan Atlas Sterling"
 ).split()
 COMPANY_KINDS = (
-    "Auto Repair", "Fleet Services", "Diesel & Truck", "Equipment Rental", "Farms", "Marine Services",
-    "Heating & Cooling", "Logistics", "Construction", "Excavating", "Transport", "Motors", "Powersports",
-    "Appliance Repair", "Landscaping", "Towing", "Tire & Service", "Ag Supply", "Rentals", "Contractors",
+    "Auto Repair",
+    "Fleet Services",
+    "Diesel & Truck",
+    "Equipment Rental",
+    "Farms",
+    "Marine Services",
+    "Heating & Cooling",
+    "Logistics",
+    "Construction",
+    "Excavating",
+    "Transport",
+    "Motors",
+    "Powersports",
+    "Appliance Repair",
+    "Landscaping",
+    "Towing",
+    "Tire & Service",
+    "Ag Supply",
+    "Rentals",
+    "Contractors",
 )
 COMPANY_SUFFIXES = ("LLC", "Inc.", "Co.", "Ltd.", "Group", "", "", "")
 COUNTRIES = ("US",) * 14 + ("CA", "CA", "GB", "DE", "AU", "MX", "FR", "NL", "IE", "NZ", "SE", "PL", "IN", "BR")
 
 # type -> (usage unit, {make: models}, components)
 EQUIPMENT = {
-    "passenger vehicle": ("miles", {
-        "Toyota": ("Camry", "Corolla", "RAV4", "Tacoma", "Highlander", "Tundra", "Prius", "4Runner", "Sienna"),
-        "Ford": ("F-150", "Escape", "Explorer", "Focus", "Mustang", "Fusion", "Edge", "Ranger", "Expedition"),
-        "Honda": ("Civic", "Accord", "CR-V", "Pilot", "Odyssey", "HR-V", "Ridgeline", "Fit"),
-        "Chevrolet": ("Silverado 1500", "Malibu", "Equinox", "Tahoe", "Traverse", "Colorado", "Cruze", "Impala"),
-        "Nissan": ("Altima", "Rogue", "Frontier", "Sentra", "Pathfinder", "Murano", "Titan"),
-        "Subaru": ("Outback", "Forester", "Impreza", "Crosstrek", "Legacy", "Ascent", "WRX"),
-        "BMW": ("330i", "X3", "X5", "528i", "M340i", "X1"),
-        "Volkswagen": ("Jetta", "Golf", "Tiguan", "Passat", "Atlas", "GTI"),
-        "Hyundai": ("Elantra", "Sonata", "Tucson", "Santa Fe", "Kona", "Palisade"),
-        "Jeep": ("Wrangler", "Grand Cherokee", "Cherokee", "Compass", "Gladiator"),
-        "Ram": ("1500", "2500 Cummins", "ProMaster"),
-    }, ("alternator", "starter motor", "fuel pump", "ignition coil", "spark plugs", "mass airflow sensor",
-        "oxygen sensor", "catalytic converter", "throttle body", "EGR valve", "PCV valve", "serpentine belt",
-        "water pump", "thermostat", "radiator", "torque converter", "transmission valve body", "CV axle",
-        "wheel bearing", "brake caliper", "ABS module", "battery", "crankshaft position sensor",
-        "camshaft phaser", "timing chain", "evap purge valve", "fuel injector", "intake manifold gasket",
-        "blend door actuator", "A/C compressor", "power steering pump", "tie rod end", "control arm bushing")),
-    "heavy-duty truck": ("miles", {
-        "Freightliner": ("Cascadia", "M2 106", "Coronado", "114SD"),
-        "Peterbilt": ("579", "389", "567", "337"),
-        "Kenworth": ("T680", "W900", "T880", "T370"),
-        "Volvo": ("VNL 760", "VNL 860", "VNR 640"),
-        "International": ("LT625", "HV507", "MV607"),
-        "Mack": ("Anthem", "Granite", "Pinnacle"),
-    }, ("DPF filter", "DEF doser", "SCR catalyst", "NOx sensor", "turbocharger", "VGT actuator", "EGR cooler",
-        "fuel injector", "high-pressure fuel pump", "air dryer", "brake chamber", "slack adjuster",
-        "clutch", "fan clutch", "air compressor", "aftertreatment control module", "coolant level sensor",
-        "jake brake", "fifth wheel", "air suspension leveling valve", "alternator", "starter")),
-    "construction equipment": ("hours", {
-        "Caterpillar": ("320 excavator", "D6 dozer", "950M wheel loader", "262D skid steer", "420F backhoe"),
-        "John Deere": ("310SL backhoe", "333G track loader", "210G excavator", "700K dozer"),
-        "Komatsu": ("PC210LC-11", "D51PX-24", "WA270-8"),
-        "Bobcat": ("S650", "T770", "E35 compact excavator", "S76"),
-        "Case": ("580 Super N", "SV340", "CX210D"),
-        "Kubota": ("SVL75-2", "KX040-4", "U55-5"),
-    }, ("hydraulic pump", "main control valve", "swing motor", "final drive", "track tensioner",
-        "pilot control valve", "hydraulic cylinder seal", "travel motor", "boom cylinder", "charge pump",
-        "quick coupler", "hydraulic cooler", "engine ECM", "fuel water separator", "glow plugs",
-        "drive chain", "idler", "wiring harness", "safety interlock switch", "joystick controller")),
-    "agricultural equipment": ("hours", {
-        "John Deere": ("8R 410", "6155M", "S780 combine", "5075E", "R4038 sprayer"),
-        "Case IH": ("Magnum 340", "Farmall 100A", "Axial-Flow 8250", "Steiger 620"),
-        "Kubota": ("M7-172", "L3901", "MX5200", "BX2380"),
-        "New Holland": ("T7.270", "Workmaster 75", "CR8.90"),
-        "Massey Ferguson": ("8S.265", "4710", "GC1725M"),
-        "AGCO": ("Fendt 724 Vario", "Challenger MT765"),
-    }, ("PTO clutch", "hydraulic hitch", "three-point linkage", "power shuttle", "CVT transmission",
-        "rotor drive belt", "header auger", "feeder house chain", "GPS receiver", "ISOBUS terminal",
-        "injection pump", "radiator screen", "hydrostatic transmission", "steering cylinder",
-        "rear axle seal", "fuel lift pump", "alternator", "starter solenoid")),
-    "marine engine": ("hours", {
-        "Mercury": ("Verado 300", "150 FourStroke", "MerCruiser 4.5L", "Pro XS 200"),
-        "Yamaha": ("F250", "F150", "F70", "VF200 SHO"),
-        "Volvo Penta": ("D4-300", "V8-350", "D6-440"),
-        "Suzuki": ("DF140A", "DF300AP", "DF90A"),
-        "Evinrude": ("E-TEC G2 250", "E-TEC 90"),
-    }, ("impeller", "raw water pump", "lower unit seal", "trim and tilt motor", "shift cable", "fuel filter",
-        "vapor separator tank", "thermostat", "exhaust elbow", "anode", "ignition module", "stator",
-        "rectifier", "propeller hub", "power steering actuator", "heat exchanger")),
-    "motorcycle": ("miles", {
-        "Harley-Davidson": ("Street Glide", "Sportster S", "Fat Boy", "Road King", "Pan America"),
-        "Honda": ("CBR600RR", "Gold Wing", "Africa Twin", "Rebel 500", "CRF450R"),
-        "Yamaha": ("MT-07", "YZF-R1", "Tenere 700", "Bolt"),
-        "Kawasaki": ("Ninja 400", "Z900", "KLR650", "Vulcan S"),
-        "Ducati": ("Monster", "Multistrada V4", "Panigale V2", "Scrambler"),
-        "BMW": ("R 1250 GS", "S 1000 RR", "F 900 R"),
-    }, ("stator", "regulator rectifier", "clutch basket", "cam chain tensioner", "fuel pump",
-        "throttle position sensor", "carburetor jets", "fork seals", "rear shock", "brake master cylinder",
-        "quick shifter", "ABS pump", "chain and sprockets", "battery", "coolant fan relay")),
-    "HVAC system": ("years", {
-        "Carrier": ("Infinity 24ANB1", "58SB furnace", "Performance 25HCB6", "Comfort 24ACC6"),
-        "Trane": ("XR16", "XV20i", "S9V2 furnace", "XR14"),
-        "Lennox": ("XC25", "SL280V furnace", "EL16XC1", "ML14XC1"),
-        "Goodman": ("GSXC18", "GMVC96 furnace", "GSZ14"),
-        "Rheem": ("RA16", "R96V furnace", "Classic Plus RP15"),
-        "Daikin": ("DZ20VC", "FIT DZ6VS", "MC96V"),
-    }, ("capacitor", "contactor", "condenser fan motor", "blower motor", "flame sensor", "igniter",
-        "pressure switch", "inducer motor", "reversing valve", "TXV", "evaporator coil", "control board",
-        "gas valve", "condensate pump", "limit switch", "thermostat wiring", "defrost board", "compressor")),
-    "generator": ("hours", {
-        "Generac": ("Guardian 22kW", "Guardian 14kW", "Protector 48kW", "GP8000E"),
-        "Kohler": ("20RESCL", "14RESAL", "38RCLB"),
-        "Cummins": ("QuietConnect RS20A", "RS30", "Onan QG 4000"),
-        "Honda": ("EU7000iS", "EU2200i", "EB5000"),
-        "Champion": ("100891", "201083"),
-    }, ("automatic transfer switch", "voltage regulator", "battery charger", "spark plug", "stepper motor",
-        "low oil pressure switch", "controller board", "air filter", "fuel regulator", "exercise timer",
-        "field winding", "cooling fan", "brushes")),
-    "home appliance": ("years", {
-        "Whirlpool": ("WRF555SDFZ refrigerator", "WTW5000DW washer", "WED4815EW dryer", "WDT730PAHZ dishwasher"),
-        "Samsung": ("RF28R7351SR refrigerator", "WF45T6000AW washer", "DVE45R6100C dryer", "NE63T8711SS range"),
-        "LG": ("WM4000HWA washer", "LRMVS3006S refrigerator", "DLEX4000W dryer", "LDFN4542S dishwasher"),
-        "GE": ("GTW335ASNWW washer", "GNE27JYMFS refrigerator", "JB735SPSS range"),
-        "Bosch": ("SHPM88Z75N dishwasher", "B36CD50SNS refrigerator", "WAW285H2UC washer"),
-        "Maytag": ("MVW6230HW washer", "MED6230HW dryer", "MFI2570FEZ refrigerator"),
-    }, ("drain pump", "door lock actuator", "inlet valve", "defrost heater", "evaporator fan", "ice maker",
-        "control board", "thermistor", "drum belt", "heating element", "thermal fuse", "shock absorber",
-        "water level sensor", "inverter board", "door gasket", "bake element", "igniter", "circulation pump")),
+    "passenger vehicle": (
+        "miles",
+        {
+            "Toyota": ("Camry", "Corolla", "RAV4", "Tacoma", "Highlander", "Tundra", "Prius", "4Runner", "Sienna"),
+            "Ford": ("F-150", "Escape", "Explorer", "Focus", "Mustang", "Fusion", "Edge", "Ranger", "Expedition"),
+            "Honda": ("Civic", "Accord", "CR-V", "Pilot", "Odyssey", "HR-V", "Ridgeline", "Fit"),
+            "Chevrolet": ("Silverado 1500", "Malibu", "Equinox", "Tahoe", "Traverse", "Colorado", "Cruze", "Impala"),
+            "Nissan": ("Altima", "Rogue", "Frontier", "Sentra", "Pathfinder", "Murano", "Titan"),
+            "Subaru": ("Outback", "Forester", "Impreza", "Crosstrek", "Legacy", "Ascent", "WRX"),
+            "BMW": ("330i", "X3", "X5", "528i", "M340i", "X1"),
+            "Volkswagen": ("Jetta", "Golf", "Tiguan", "Passat", "Atlas", "GTI"),
+            "Hyundai": ("Elantra", "Sonata", "Tucson", "Santa Fe", "Kona", "Palisade"),
+            "Jeep": ("Wrangler", "Grand Cherokee", "Cherokee", "Compass", "Gladiator"),
+            "Ram": ("1500", "2500 Cummins", "ProMaster"),
+        },
+        (
+            "alternator",
+            "starter motor",
+            "fuel pump",
+            "ignition coil",
+            "spark plugs",
+            "mass airflow sensor",
+            "oxygen sensor",
+            "catalytic converter",
+            "throttle body",
+            "EGR valve",
+            "PCV valve",
+            "serpentine belt",
+            "water pump",
+            "thermostat",
+            "radiator",
+            "torque converter",
+            "transmission valve body",
+            "CV axle",
+            "wheel bearing",
+            "brake caliper",
+            "ABS module",
+            "battery",
+            "crankshaft position sensor",
+            "camshaft phaser",
+            "timing chain",
+            "evap purge valve",
+            "fuel injector",
+            "intake manifold gasket",
+            "blend door actuator",
+            "A/C compressor",
+            "power steering pump",
+            "tie rod end",
+            "control arm bushing",
+        ),
+    ),
+    "heavy-duty truck": (
+        "miles",
+        {
+            "Freightliner": ("Cascadia", "M2 106", "Coronado", "114SD"),
+            "Peterbilt": ("579", "389", "567", "337"),
+            "Kenworth": ("T680", "W900", "T880", "T370"),
+            "Volvo": ("VNL 760", "VNL 860", "VNR 640"),
+            "International": ("LT625", "HV507", "MV607"),
+            "Mack": ("Anthem", "Granite", "Pinnacle"),
+        },
+        (
+            "DPF filter",
+            "DEF doser",
+            "SCR catalyst",
+            "NOx sensor",
+            "turbocharger",
+            "VGT actuator",
+            "EGR cooler",
+            "fuel injector",
+            "high-pressure fuel pump",
+            "air dryer",
+            "brake chamber",
+            "slack adjuster",
+            "clutch",
+            "fan clutch",
+            "air compressor",
+            "aftertreatment control module",
+            "coolant level sensor",
+            "jake brake",
+            "fifth wheel",
+            "air suspension leveling valve",
+            "alternator",
+            "starter",
+        ),
+    ),
+    "construction equipment": (
+        "hours",
+        {
+            "Caterpillar": ("320 excavator", "D6 dozer", "950M wheel loader", "262D skid steer", "420F backhoe"),
+            "John Deere": ("310SL backhoe", "333G track loader", "210G excavator", "700K dozer"),
+            "Komatsu": ("PC210LC-11", "D51PX-24", "WA270-8"),
+            "Bobcat": ("S650", "T770", "E35 compact excavator", "S76"),
+            "Case": ("580 Super N", "SV340", "CX210D"),
+            "Kubota": ("SVL75-2", "KX040-4", "U55-5"),
+        },
+        (
+            "hydraulic pump",
+            "main control valve",
+            "swing motor",
+            "final drive",
+            "track tensioner",
+            "pilot control valve",
+            "hydraulic cylinder seal",
+            "travel motor",
+            "boom cylinder",
+            "charge pump",
+            "quick coupler",
+            "hydraulic cooler",
+            "engine ECM",
+            "fuel water separator",
+            "glow plugs",
+            "drive chain",
+            "idler",
+            "wiring harness",
+            "safety interlock switch",
+            "joystick controller",
+        ),
+    ),
+    "agricultural equipment": (
+        "hours",
+        {
+            "John Deere": ("8R 410", "6155M", "S780 combine", "5075E", "R4038 sprayer"),
+            "Case IH": ("Magnum 340", "Farmall 100A", "Axial-Flow 8250", "Steiger 620"),
+            "Kubota": ("M7-172", "L3901", "MX5200", "BX2380"),
+            "New Holland": ("T7.270", "Workmaster 75", "CR8.90"),
+            "Massey Ferguson": ("8S.265", "4710", "GC1725M"),
+            "AGCO": ("Fendt 724 Vario", "Challenger MT765"),
+        },
+        (
+            "PTO clutch",
+            "hydraulic hitch",
+            "three-point linkage",
+            "power shuttle",
+            "CVT transmission",
+            "rotor drive belt",
+            "header auger",
+            "feeder house chain",
+            "GPS receiver",
+            "ISOBUS terminal",
+            "injection pump",
+            "radiator screen",
+            "hydrostatic transmission",
+            "steering cylinder",
+            "rear axle seal",
+            "fuel lift pump",
+            "alternator",
+            "starter solenoid",
+        ),
+    ),
+    "marine engine": (
+        "hours",
+        {
+            "Mercury": ("Verado 300", "150 FourStroke", "MerCruiser 4.5L", "Pro XS 200"),
+            "Yamaha": ("F250", "F150", "F70", "VF200 SHO"),
+            "Volvo Penta": ("D4-300", "V8-350", "D6-440"),
+            "Suzuki": ("DF140A", "DF300AP", "DF90A"),
+            "Evinrude": ("E-TEC G2 250", "E-TEC 90"),
+        },
+        (
+            "impeller",
+            "raw water pump",
+            "lower unit seal",
+            "trim and tilt motor",
+            "shift cable",
+            "fuel filter",
+            "vapor separator tank",
+            "thermostat",
+            "exhaust elbow",
+            "anode",
+            "ignition module",
+            "stator",
+            "rectifier",
+            "propeller hub",
+            "power steering actuator",
+            "heat exchanger",
+        ),
+    ),
+    "motorcycle": (
+        "miles",
+        {
+            "Harley-Davidson": ("Street Glide", "Sportster S", "Fat Boy", "Road King", "Pan America"),
+            "Honda": ("CBR600RR", "Gold Wing", "Africa Twin", "Rebel 500", "CRF450R"),
+            "Yamaha": ("MT-07", "YZF-R1", "Tenere 700", "Bolt"),
+            "Kawasaki": ("Ninja 400", "Z900", "KLR650", "Vulcan S"),
+            "Ducati": ("Monster", "Multistrada V4", "Panigale V2", "Scrambler"),
+            "BMW": ("R 1250 GS", "S 1000 RR", "F 900 R"),
+        },
+        (
+            "stator",
+            "regulator rectifier",
+            "clutch basket",
+            "cam chain tensioner",
+            "fuel pump",
+            "throttle position sensor",
+            "carburetor jets",
+            "fork seals",
+            "rear shock",
+            "brake master cylinder",
+            "quick shifter",
+            "ABS pump",
+            "chain and sprockets",
+            "battery",
+            "coolant fan relay",
+        ),
+    ),
+    "HVAC system": (
+        "years",
+        {
+            "Carrier": ("Infinity 24ANB1", "58SB furnace", "Performance 25HCB6", "Comfort 24ACC6"),
+            "Trane": ("XR16", "XV20i", "S9V2 furnace", "XR14"),
+            "Lennox": ("XC25", "SL280V furnace", "EL16XC1", "ML14XC1"),
+            "Goodman": ("GSXC18", "GMVC96 furnace", "GSZ14"),
+            "Rheem": ("RA16", "R96V furnace", "Classic Plus RP15"),
+            "Daikin": ("DZ20VC", "FIT DZ6VS", "MC96V"),
+        },
+        (
+            "capacitor",
+            "contactor",
+            "condenser fan motor",
+            "blower motor",
+            "flame sensor",
+            "igniter",
+            "pressure switch",
+            "inducer motor",
+            "reversing valve",
+            "TXV",
+            "evaporator coil",
+            "control board",
+            "gas valve",
+            "condensate pump",
+            "limit switch",
+            "thermostat wiring",
+            "defrost board",
+            "compressor",
+        ),
+    ),
+    "generator": (
+        "hours",
+        {
+            "Generac": ("Guardian 22kW", "Guardian 14kW", "Protector 48kW", "GP8000E"),
+            "Kohler": ("20RESCL", "14RESAL", "38RCLB"),
+            "Cummins": ("QuietConnect RS20A", "RS30", "Onan QG 4000"),
+            "Honda": ("EU7000iS", "EU2200i", "EB5000"),
+            "Champion": ("100891", "201083"),
+        },
+        (
+            "automatic transfer switch",
+            "voltage regulator",
+            "battery charger",
+            "spark plug",
+            "stepper motor",
+            "low oil pressure switch",
+            "controller board",
+            "air filter",
+            "fuel regulator",
+            "exercise timer",
+            "field winding",
+            "cooling fan",
+            "brushes",
+        ),
+    ),
+    "home appliance": (
+        "years",
+        {
+            "Whirlpool": ("WRF555SDFZ refrigerator", "WTW5000DW washer", "WED4815EW dryer", "WDT730PAHZ dishwasher"),
+            "Samsung": ("RF28R7351SR refrigerator", "WF45T6000AW washer", "DVE45R6100C dryer", "NE63T8711SS range"),
+            "LG": ("WM4000HWA washer", "LRMVS3006S refrigerator", "DLEX4000W dryer", "LDFN4542S dishwasher"),
+            "GE": ("GTW335ASNWW washer", "GNE27JYMFS refrigerator", "JB735SPSS range"),
+            "Bosch": ("SHPM88Z75N dishwasher", "B36CD50SNS refrigerator", "WAW285H2UC washer"),
+            "Maytag": ("MVW6230HW washer", "MED6230HW dryer", "MFI2570FEZ refrigerator"),
+        },
+        (
+            "drain pump",
+            "door lock actuator",
+            "inlet valve",
+            "defrost heater",
+            "evaporator fan",
+            "ice maker",
+            "control board",
+            "thermistor",
+            "drum belt",
+            "heating element",
+            "thermal fuse",
+            "shock absorber",
+            "water level sensor",
+            "inverter board",
+            "door gasket",
+            "bake element",
+            "igniter",
+            "circulation pump",
+        ),
+    ),
 }
 EQUIPMENT_TYPES = tuple(EQUIPMENT)
 MAKES = {kind: tuple(makes) for kind, (_, makes, _) in EQUIPMENT.items()}
@@ -355,73 +584,229 @@ EQUIPMENT_WEIGHTS = (40, 10, 9, 8, 6, 7, 9, 4, 7)
 _KINDS = tuple(kind for kind, weight in zip(EQUIPMENT_TYPES, EQUIPMENT_WEIGHTS) for _ in range(weight))
 
 SYMPTOMS = (
-    "makes a grinding noise", "makes a high-pitched whine", "stalls intermittently", "will not start",
-    "cranks but does not fire", "loses power under load", "runs rough at idle", "hesitates on acceleration",
-    "overheats", "leaks fluid", "smells like something is burning", "shakes badly", "shuts itself off",
-    "throws a warning light", "blows fuses", "vibrates above a certain speed", "clicks but nothing happens",
-    "smokes from the exhaust", "surges up and down", "trips the breaker", "short cycles", "blows warm air",
-    "will not drain", "leaves water on the floor", "knocks", "squeals", "hums loudly", "idles high",
-    "drains the battery overnight", "shifts hard", "slips out of gear", "pulls to one side", "loses pressure",
-    "goes into limp mode", "shows an error code", "runs fine and then dies", "backfires", "misfires",
-    "uses a lot of oil", "burns coolant", "gets poor fuel economy", "struggles to hold temperature",
+    "makes a grinding noise",
+    "makes a high-pitched whine",
+    "stalls intermittently",
+    "will not start",
+    "cranks but does not fire",
+    "loses power under load",
+    "runs rough at idle",
+    "hesitates on acceleration",
+    "overheats",
+    "leaks fluid",
+    "smells like something is burning",
+    "shakes badly",
+    "shuts itself off",
+    "throws a warning light",
+    "blows fuses",
+    "vibrates above a certain speed",
+    "clicks but nothing happens",
+    "smokes from the exhaust",
+    "surges up and down",
+    "trips the breaker",
+    "short cycles",
+    "blows warm air",
+    "will not drain",
+    "leaves water on the floor",
+    "knocks",
+    "squeals",
+    "hums loudly",
+    "idles high",
+    "drains the battery overnight",
+    "shifts hard",
+    "slips out of gear",
+    "pulls to one side",
+    "loses pressure",
+    "goes into limp mode",
+    "shows an error code",
+    "runs fine and then dies",
+    "backfires",
+    "misfires",
+    "uses a lot of oil",
+    "burns coolant",
+    "gets poor fuel economy",
+    "struggles to hold temperature",
 )
 CONDITIONS = (
-    "when it is cold outside", "after it warms up", "only on the highway", "at low speed", "when I turn left",
-    "when the A/C is on", "under heavy load", "first thing in the morning", "after sitting for a few days",
-    "in wet weather", "at around 2,000 rpm", "going uphill", "when braking", "in reverse", "at full throttle",
-    "after about twenty minutes of running", "when the tank is below a quarter", "during the spin cycle",
-    "when it switches to heat", "on humid days", "right after a refuel", "when towing", "at idle in gear",
-    "every few cycles", "randomly with no pattern I can see", "when the engine fan kicks on",
+    "when it is cold outside",
+    "after it warms up",
+    "only on the highway",
+    "at low speed",
+    "when I turn left",
+    "when the A/C is on",
+    "under heavy load",
+    "first thing in the morning",
+    "after sitting for a few days",
+    "in wet weather",
+    "at around 2,000 rpm",
+    "going uphill",
+    "when braking",
+    "in reverse",
+    "at full throttle",
+    "after about twenty minutes of running",
+    "when the tank is below a quarter",
+    "during the spin cycle",
+    "when it switches to heat",
+    "on humid days",
+    "right after a refuel",
+    "when towing",
+    "at idle in gear",
+    "every few cycles",
+    "randomly with no pattern I can see",
+    "when the engine fan kicks on",
 )
 EVENTS = (
-    "an oil change", "a long road trip", "sitting through the winter", "a jump start", "a rain storm",
-    "hitting a pothole", "a software update at the dealer", "a power outage", "filling up at a new station",
-    "replacing the battery", "a recall repair", "moving it to a new house", "pressure washing the engine bay",
-    "a lightning storm", "a tune-up at a local shop", "running it low on fuel", "a cold snap",
+    "an oil change",
+    "a long road trip",
+    "sitting through the winter",
+    "a jump start",
+    "a rain storm",
+    "hitting a pothole",
+    "a software update at the dealer",
+    "a power outage",
+    "filling up at a new station",
+    "replacing the battery",
+    "a recall repair",
+    "moving it to a new house",
+    "pressure washing the engine bay",
+    "a lightning storm",
+    "a tune-up at a local shop",
+    "running it low on fuel",
+    "a cold snap",
 )
-WHENS = ("last month", "two weeks ago", "in the spring", "about a year ago", "at the last service",
-         "right before this started", "twice already", "under warranty", "by the previous owner")
-INDICATORS = ("check engine", "oil pressure", "battery", "temperature", "ABS", "traction control",
-              "DEF", "service", "wrench", "hydraulic", "coolant", "filter", "low voltage")
+WHENS = (
+    "last month",
+    "two weeks ago",
+    "in the spring",
+    "about a year ago",
+    "at the last service",
+    "right before this started",
+    "twice already",
+    "under warranty",
+    "by the previous owner",
+)
+INDICATORS = (
+    "check engine",
+    "oil pressure",
+    "battery",
+    "temperature",
+    "ABS",
+    "traction control",
+    "DEF",
+    "service",
+    "wrench",
+    "hydraulic",
+    "coolant",
+    "filter",
+    "low voltage",
+)
 LIGHT_STATES = ("comes on and off", "stays solid", "flashes", "came on once and went away", "never came on")
 CODES = (
-    ("P0300", "random misfire detected"), ("P0420", "catalyst efficiency below threshold"),
-    ("P0171", "system too lean bank 1"), ("P0128", "coolant thermostat below regulating temperature"),
-    ("P0455", "evap system large leak"), ("P0700", "transmission control system malfunction"),
-    ("P0101", "mass airflow circuit range"), ("P0335", "crankshaft position sensor circuit"),
-    ("P0442", "evap system small leak"), ("P0505", "idle air control system"), ("U0100", "lost communication with ECM"),
-    ("C0035", "left front wheel speed sensor"), ("B1318", "battery voltage low"), ("P2463", "DPF soot accumulation"),
-    ("SPN 3251 FMI 0", "DPF differential pressure high"), ("SPN 4364 FMI 18", "SCR conversion efficiency low"),
-    ("SPN 157 FMI 18", "fuel rail pressure low"), ("E4", "overflow / water level error"),
-    ("dE", "door open error"), ("LE", "motor locked"), ("OE", "drain error"), ("IE", "water inlet error"),
-    ("1-1-3", "flame sensor fault"), ("3 flashes", "pressure switch open"), ("F09", "low water in tank"),
+    ("P0300", "random misfire detected"),
+    ("P0420", "catalyst efficiency below threshold"),
+    ("P0171", "system too lean bank 1"),
+    ("P0128", "coolant thermostat below regulating temperature"),
+    ("P0455", "evap system large leak"),
+    ("P0700", "transmission control system malfunction"),
+    ("P0101", "mass airflow circuit range"),
+    ("P0335", "crankshaft position sensor circuit"),
+    ("P0442", "evap system small leak"),
+    ("P0505", "idle air control system"),
+    ("U0100", "lost communication with ECM"),
+    ("C0035", "left front wheel speed sensor"),
+    ("B1318", "battery voltage low"),
+    ("P2463", "DPF soot accumulation"),
+    ("SPN 3251 FMI 0", "DPF differential pressure high"),
+    ("SPN 4364 FMI 18", "SCR conversion efficiency low"),
+    ("SPN 157 FMI 18", "fuel rail pressure low"),
+    ("E4", "overflow / water level error"),
+    ("dE", "door open error"),
+    ("LE", "motor locked"),
+    ("OE", "drain error"),
+    ("IE", "water inlet error"),
+    ("1-1-3", "flame sensor fault"),
+    ("3 flashes", "pressure switch open"),
+    ("F09", "low water in tank"),
 )
-SHOPS = ("the dealer", "a local mechanic", "an independent shop", "a mobile tech", "my brother-in-law",
-         "the rental yard", "our fleet mechanic", "the marina", "a friend who does HVAC", "myself")
-TRIED = ("replaced the battery", "cleaned the terminals", "changed the filter", "reset the breaker",
-         "topped off the coolant", "cleared the codes", "swapped the relay", "updated the firmware",
-         "checked the fuses", "bled the system", "replaced the spark plugs", "cleaned the sensor",
-         "checked tire pressure", "drained and refilled the fluid", "tightened the gas cap", "ran a cleaning cycle")
-OPENERS = ("Hi,", "Hello,", "Hoping you can help.", "Long story short:", "Here is what is going on.",
-           "Not sure where else to turn.", "Second time submitting this.", "Quick question about my", "", "", "")
-CLOSERS = ("Any help is appreciated.", "Thanks in advance.", "Is this safe to keep using?",
-           "I need it for work on Monday.", "Trying to avoid a huge repair bill.", "Let me know if you need photos.",
-           "The shop quoted me a lot and I want a second opinion.", "", "")
+SHOPS = (
+    "the dealer",
+    "a local mechanic",
+    "an independent shop",
+    "a mobile tech",
+    "my brother-in-law",
+    "the rental yard",
+    "our fleet mechanic",
+    "the marina",
+    "a friend who does HVAC",
+    "myself",
+)
+TRIED = (
+    "replaced the battery",
+    "cleaned the terminals",
+    "changed the filter",
+    "reset the breaker",
+    "topped off the coolant",
+    "cleared the codes",
+    "swapped the relay",
+    "updated the firmware",
+    "checked the fuses",
+    "bled the system",
+    "replaced the spark plugs",
+    "cleaned the sensor",
+    "checked tire pressure",
+    "drained and refilled the fluid",
+    "tightened the gas cap",
+    "ran a cleaning cycle",
+)
+OPENERS = (
+    "Hi,",
+    "Hello,",
+    "Hoping you can help.",
+    "Long story short:",
+    "Here is what is going on.",
+    "Not sure where else to turn.",
+    "Second time submitting this.",
+    "Quick question about my",
+    "",
+    "",
+    "",
+)
+CLOSERS = (
+    "Any help is appreciated.",
+    "Thanks in advance.",
+    "Is this safe to keep using?",
+    "I need it for work on Monday.",
+    "Trying to avoid a huge repair bill.",
+    "Let me know if you need photos.",
+    "The shop quoted me a lot and I want a second opinion.",
+    "",
+    "",
+)
 SEVERITIES = ("low", "moderate", "high", "critical")
 FREQUENCIES = ("constant", "intermittent", "daily", "weekly", "once", "under specific conditions")
 ONSETS = ("sudden", "gradual", "after service", "after storage", "unknown")
-MODELS = (("diag-gpt", ("2024-06", "2024-11", "2025-03")), ("diag-gpt-mini", ("2024-09", "2025-01")),
-          ("equip-llm", ("1.4.2", "1.5.0", "1.6.1")), ("gemini-diag", ("2025-05-flash", "2025-06-pro")))
+MODELS = (
+    ("diag-gpt", ("2024-06", "2024-11", "2025-03")),
+    ("diag-gpt-mini", ("2024-09", "2025-01")),
+    ("equip-llm", ("1.4.2", "1.5.0", "1.6.1")),
+    ("gemini-diag", ("2025-05-flash", "2025-06-pro")),
+)
 REASONS = (
-    "which matches the reported {sym} {cond}", "a common failure on this model past {usage}",
-    "consistent with the code {code}", "because the symptom disappears once the {comp} cools down",
-    "given the history of {event}", "since the {comp} shares a circuit with the {comp2}",
-    "as voltage drops below specification when the {comp} is loaded", "which the technical service bulletin covers",
-    "and the failure pattern fits {freq} symptoms", "especially on units built before the {year} revision",
+    "which matches the reported {sym} {cond}",
+    "a common failure on this model past {usage}",
+    "consistent with the code {code}",
+    "because the symptom disappears once the {comp} cools down",
+    "given the history of {event}",
+    "since the {comp} shares a circuit with the {comp2}",
+    "as voltage drops below specification when the {comp} is loaded",
+    "which the technical service bulletin covers",
+    "and the failure pattern fits {freq} symptoms",
+    "especially on units built before the {year} revision",
 )
 TESTS = (
     "Measure voltage at the {comp} connector with the key on and engine off; expect battery voltage.",
-    "Perform a smoke test on the {comp} to find leaks.", "Check the {comp} resistance against specification.",
+    "Perform a smoke test on the {comp} to find leaks.",
+    "Check the {comp} resistance against specification.",
     "Scan for freeze-frame data around the {code} event and note load and temperature.",
     "Inspect the {comp} harness for chafing near the mounting bracket.",
     "Monitor live data for the {comp} while reproducing the symptom {cond}.",
@@ -431,19 +816,28 @@ TESTS = (
     "Compare pressure readings before and after the {comp}.",
 )
 SAFETY = (
-    "Do not operate the equipment until the {comp} has been inspected.", "Safe to drive short distances with caution.",
-    "Disconnect power before opening the service panel.", "Relieve hydraulic pressure before loosening any fittings.",
-    "Allow the engine to cool completely before opening the cooling system.", "No immediate safety concern.",
+    "Do not operate the equipment until the {comp} has been inspected.",
+    "Safe to drive short distances with caution.",
+    "Disconnect power before opening the service panel.",
+    "Relieve hydraulic pressure before loosening any fittings.",
+    "Allow the engine to cool completely before opening the cooling system.",
+    "No immediate safety concern.",
     "Carbon monoxide risk: keep the unit outdoors and away from windows.",
     "Wear eye protection when testing the {comp}.",
 )
 EMAIL_TEMPLATES = (
-    ("welcome", "Welcome to DiagnosticPro"), ("submission_received", "We received your diagnostic request"),
-    ("report_ready", "Your diagnostic report is ready"), ("payment_receipt", "Your DiagnosticPro receipt"),
-    ("payment_failed", "Payment failed for your diagnostic request"), ("refund_issued", "Your refund is on its way"),
-    ("password_reset", "Reset your DiagnosticPro password"), ("session_new_device", "New sign-in to your account"),
-    ("outage_notice", "Service disruption notice"), ("outage_resolved", "Service restored"),
-    ("survey", "How did we do?"), ("marketing_monthly", "This month's top equipment fixes"),
+    ("welcome", "Welcome to DiagnosticPro"),
+    ("submission_received", "We received your diagnostic request"),
+    ("report_ready", "Your diagnostic report is ready"),
+    ("payment_receipt", "Your DiagnosticPro receipt"),
+    ("payment_failed", "Payment failed for your diagnostic request"),
+    ("refund_issued", "Your refund is on its way"),
+    ("password_reset", "Reset your DiagnosticPro password"),
+    ("session_new_device", "New sign-in to your account"),
+    ("outage_notice", "Service disruption notice"),
+    ("outage_resolved", "Service restored"),
+    ("survey", "How did we do?"),
+    ("marketing_monthly", "This month's top equipment fixes"),
 )
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Safari/537.36",
@@ -454,7 +848,8 @@ USER_AGENTS = (
     "Mozilla/5.0 (Linux; Android 14; SM-S918U) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Mobile "
     "Safari/537.36",
     "Mozilla/5.0 (X11; Linux x86_64; rv:{v}.0) Gecko/20100101 Firefox/{v}.0",
-    "DiagnosticPro/3.{m}.{v} (iOS 17.{m}; iPhone15,2)", "DiagnosticPro/3.{m}.{v} (Android 14; Pixel 8)",
+    "DiagnosticPro/3.{m}.{v} (iOS 17.{m}; iPhone15,2)",
+    "DiagnosticPro/3.{m}.{v} (Android 14; Pixel 8)",
 )
 AUDIT_ACTIONS = (
     ("customer", ("customer.created", "customer.updated", "customer.email_verified", "customer.login")),
@@ -465,20 +860,76 @@ AUDIT_ACTIONS = (
 )
 PLANS = (("basic_report", 19.99), ("standard_report", 39.99), ("premium_report", 79.99), ("fleet_report", 149.0))
 CARD_BRANDS = ("visa", "visa", "mastercard", "amex", "discover")
-READINGS = (("V", 9.5, 14.8, 2), ("ohm", 0.2, 2500, 1), ("psi", 2, 3200, 0), ("kPa", 20, 900, 0),
-            ("degF", 20, 260, 0), ("degC", -10, 130, 1), ("A", 0.1, 220, 1), ("%", -25, 25, 1), ("rpm", 550, 3600, 0),
-            ("mA", 2, 950, 1), ("Hz", 30, 400, 0), ("inHg", 5, 22, 1), ("uF", 5, 80, 1), ("g/s", 2, 180, 2))
-FUNCTION_WORDS = ("the", "and", "but", "it", "when", "I", "was", "is", "to", "of", "a", "on", "with", "after",
-                  "then", "so", "that", "this", "we", "not", "still", "again", "also", "just", "from", "at", "if")
+READINGS = (
+    ("V", 9.5, 14.8, 2),
+    ("ohm", 0.2, 2500, 1),
+    ("psi", 2, 3200, 0),
+    ("kPa", 20, 900, 0),
+    ("degF", 20, 260, 0),
+    ("degC", -10, 130, 1),
+    ("A", 0.1, 220, 1),
+    ("%", -25, 25, 1),
+    ("rpm", 550, 3600, 0),
+    ("mA", 2, 950, 1),
+    ("Hz", 30, 400, 0),
+    ("inHg", 5, 22, 1),
+    ("uF", 5, 80, 1),
+    ("g/s", 2, 180, 2),
+)
+FUNCTION_WORDS = (
+    "the",
+    "and",
+    "but",
+    "it",
+    "when",
+    "I",
+    "was",
+    "is",
+    "to",
+    "of",
+    "a",
+    "on",
+    "with",
+    "after",
+    "then",
+    "so",
+    "that",
+    "this",
+    "we",
+    "not",
+    "still",
+    "again",
+    "also",
+    "just",
+    "from",
+    "at",
+    "if",
+)
 # Every word of the domain lists: free-form notes drawn from it compress like real prose
 # (a large vocabulary), where the templates alone compress too well.
-VOCABULARY = tuple(sorted({
-    word.strip(".,():;").lower()
-    for group in (SYMPTOMS, CONDITIONS, EVENTS, TRIED, SHOPS, REASONS, TESTS, SAFETY, WHENS,
-                  tuple(desc for _, desc in CODES), *(components for _, _, components in EQUIPMENT.values()))
-    for phrase in group for word in phrase.split()
-    if word.strip(".,():;").isalpha()
-}))
+VOCABULARY = tuple(
+    sorted(
+        {
+            word.strip(".,():;").lower()
+            for group in (
+                SYMPTOMS,
+                CONDITIONS,
+                EVENTS,
+                TRIED,
+                SHOPS,
+                REASONS,
+                TESTS,
+                SAFETY,
+                WHENS,
+                tuple(desc for _, desc in CODES),
+                *(components for _, _, components in EQUIPMENT.values()),
+            )
+            for phrase in group
+            for word in phrase.split()
+            if word.strip(".,():;").isalpha()
+        }
+    )
+)
 START_TS = 1672531200  # 2023-01-01: the dataset spans about two and a half years of activity
 SPAN_S = 80_000_000
 _ID_CHARS = bytes.maketrans(b"-_", b"xQ")
@@ -543,7 +994,17 @@ def reading(rng, component):
     spec_high = spec_low + rng.uniform(0.05, 0.5) * (high - low)
     value = rng.uniform(low, high)
     return "%s reads %.*f %s (spec %.*f-%.*f %s) %s" % (
-        component, digits, value, unit, digits, spec_low, digits, spec_high, unit, rng.pick(CONDITIONS))
+        component,
+        digits,
+        value,
+        unit,
+        digits,
+        spec_low,
+        digits,
+        spec_high,
+        unit,
+        rng.pick(CONDITIONS),
+    )
 
 
 def notes(rng, sentences):
@@ -581,8 +1042,18 @@ def submitted_at(submission_id, submissions):
 
 
 def status_of(submission_id):
-    return ("pending", "processing", "completed", "delivered", "delivered", "delivered", "completed",
-            "delivered", "failed", "refunded")[submission_id % 10]
+    return (
+        "pending",
+        "processing",
+        "completed",
+        "delivered",
+        "delivered",
+        "delivered",
+        "completed",
+        "delivered",
+        "failed",
+        "refunded",
+    )[submission_id % 10]
 
 
 def has_analysis(submission_id):
@@ -596,8 +1067,9 @@ def has_payment(submission_id):
 def equipment_of(seed, submission_id):
     """The equipment and fault code of a submission: a pure function of its id, so that its
     analysis (generated by another process) talks about the same machine."""
-    h = int.from_bytes(hashlib.blake2b(b"%s/%d" % (str(seed).encode(), submission_id), digest_size=16).digest(),
-                       "little")
+    h = int.from_bytes(
+        hashlib.blake2b(b"%s/%d" % (str(seed).encode(), submission_id), digest_size=16).digest(), "little"
+    )
     h, kind = divmod(h, len(_KINDS))
     kind = _KINDS[kind]
     unit, models, components = EQUIPMENT[kind]
@@ -608,8 +1080,13 @@ def equipment_of(seed, submission_id):
     h, usage = divmod(h, 9000)
     h, code = divmod(h, len(CODES))
     return {
-        "kind": kind, "unit": unit, "make": make, "model": models[make][model], "year": 1998 + year,
-        "components": components, "code": CODES[code],
+        "kind": kind,
+        "unit": unit,
+        "make": make,
+        "model": models[make][model],
+        "year": 1998 + year,
+        "components": components,
+        "code": CODES[code],
         "usage": 1 + usage % 25 if unit == "years" else (50 + usage) * (40 if unit == "miles" else 1),
     }
 
@@ -627,30 +1104,38 @@ class _Text:
         usage = "%s %s" % (format(ctx["usage"], ","), ctx["unit"] if ctx["unit"] != "years" else "years old")
         parts = [
             rng.pick(OPENERS),
-            "My %d %s %s %s %s." % (ctx["year"], ctx["make"], ctx["model"], rng.pick(SYMPTOMS),
-                                    rng.pick(CONDITIONS)),
-            "It has %s on it and started about %d %s ago, right after %s." % (
-                usage, rng.rint(2, 30), rng.pick(("days", "weeks", "months")), rng.pick(EVENTS)),
+            "My %d %s %s %s %s." % (ctx["year"], ctx["make"], ctx["model"], rng.pick(SYMPTOMS), rng.pick(CONDITIONS)),
+            "It has %s on it and started about %d %s ago, right after %s."
+            % (usage, rng.rint(2, 30), rng.pick(("days", "weeks", "months")), rng.pick(EVENTS)),
         ]
         for _ in range(rng.rint(1, 7)):
             pick = rng.rint(0, 6)
             if pick == 0:
-                parts.append("The %s was replaced %s by %s but the problem came back %s." % (
-                    rng.pick(comps), rng.pick(WHENS), rng.pick(SHOPS), rng.pick(CONDITIONS)))
+                parts.append(
+                    "The %s was replaced %s by %s but the problem came back %s."
+                    % (rng.pick(comps), rng.pick(WHENS), rng.pick(SHOPS), rng.pick(CONDITIONS))
+                )
             elif pick == 1:
-                parts.append("The %s light %s and it also %s." % (
-                    rng.pick(INDICATORS), rng.pick(LIGHT_STATES), rng.pick(SYMPTOMS)))
+                parts.append(
+                    "The %s light %s and it also %s."
+                    % (rng.pick(INDICATORS), rng.pick(LIGHT_STATES), rng.pick(SYMPTOMS))
+                )
             elif pick == 2:
-                parts.append("%s read code %s (%s) and suggested the %s." % (
-                    rng.pick(SHOPS).capitalize(), code, code_desc, rng.pick(comps)))
+                parts.append(
+                    "%s read code %s (%s) and suggested the %s."
+                    % (rng.pick(SHOPS).capitalize(), code, code_desc, rng.pick(comps))
+                )
             elif pick == 3:
                 parts.append("So far I have %s and %s, no change." % (rng.pick(TRIED), rng.pick(TRIED)))
             elif pick == 4:
-                parts.append("I got a quote of $%s for a new %s, which seems high." % (
-                    format(rng.rint(120, 9800), ","), rng.pick(comps)))
+                parts.append(
+                    "I got a quote of $%s for a new %s, which seems high."
+                    % (format(rng.rint(120, 9800), ","), rng.pick(comps))
+                )
             elif pick == 5:
-                parts.append("It %s %s, and sometimes it %s." % (
-                    rng.pick(SYMPTOMS), rng.pick(CONDITIONS), rng.pick(SYMPTOMS)))
+                parts.append(
+                    "It %s %s, and sometimes it %s." % (rng.pick(SYMPTOMS), rng.pick(CONDITIONS), rng.pick(SYMPTOMS))
+                )
             else:
                 parts.append(reading(rng, rng.pick(comps)).capitalize() + ".")
         if rng.random() < 0.6:
@@ -685,13 +1170,19 @@ class _Text:
         low = rng.rint(40, 2500)
         lines += [
             "",
-            "Estimated repair cost: $%s to $%s including %0.1f hours of labour." % (
-                format(low, ","), format(low + rng.rint(50, 3000), ","), rng.uniform(0.5, 12)),
+            "Estimated repair cost: $%s to $%s including %0.1f hours of labour."
+            % (format(low, ","), format(low + rng.rint(50, 3000), ","), rng.uniform(0.5, 12)),
             "Safety: " + sub(rng.pick(SAFETY)),
             "Technician notes: " + notes(rng, rng.rint(1, 3)),
-            "References: TSB %02d-%03d-%02d, part %s-%05d, case %s." % (
-                rng.rint(10, 25), rng.rint(1, 999), rng.rint(1, 99), ctx["make"][:3].upper(), rng.rint(0, 99999),
-                token(rng, 6)),
+            "References: TSB %02d-%03d-%02d, part %s-%05d, case %s."
+            % (
+                rng.rint(10, 25),
+                rng.rint(1, 999),
+                rng.rint(1, 99),
+                ctx["make"][:3].upper(),
+                rng.rint(0, 99999),
+                token(rng, 6),
+            ),
         ]
         return "\n".join(lines), causes
 
@@ -708,13 +1199,26 @@ def _customers(rng, counts, seed):
         local = local.lower().replace(" ", "").replace("'", "") + str(i)
         company = "\\N"
         if rng.random() < 0.35:
-            company = " ".join(filter(None, (rng.pick(COMPANY_WORDS), rng.pick(COMPANY_KINDS),
-                                             rng.pick(COMPANY_SUFFIXES))))
+            company = " ".join(
+                filter(None, (rng.pick(COMPANY_WORDS), rng.pick(COMPANY_KINDS), rng.pick(COMPANY_SUFFIXES)))
+            )
         created = START_TS + (i * SPAN_S) // counts["customers"] - rng.rint(0, 86400 * 30)
         yield "%d\t%s@%s\t%s %s\t%s\t+1-%03d-%03d-%04d\t%s\tcus_%s\t%s\t%s\t%s\n" % (
-            i, local, rng.pick(EMAIL_DOMAINS), first, last, company, rng.rint(201, 989), rng.rint(200, 999),
-            rng.rint(0, 9999), rng.pick(COUNTRIES), token(rng, 10), "t" if rng.random() < 0.4 else "f",
-            ts(created), ts(created + rng.rint(0, 86400 * 200)))
+            i,
+            local,
+            rng.pick(EMAIL_DOMAINS),
+            first,
+            last,
+            company,
+            rng.rint(201, 989),
+            rng.rint(200, 999),
+            rng.rint(0, 9999),
+            rng.pick(COUNTRIES),
+            token(rng, 10),
+            "t" if rng.random() < 0.4 else "f",
+            ts(created),
+            ts(created + rng.rint(0, 86400 * 200)),
+        )
 
 
 def _email_templates(rng, counts, seed):
@@ -723,10 +1227,17 @@ def _email_templates(rng, counts, seed):
             "Hi {{customer.first_name}},\n\n%s: request #{{submission.id}} for your {{submission.model_year}} "
             "{{submission.make}} {{submission.model}}.\n\n%s\n\nQuestions? Reply to this email or call "
             "+1-800-555-%04d.\n\nThe DiagnosticPro team\n{{unsubscribe_url}}"
-            % (subject, notes(rng, 3), rng.rint(0, 9999)))
+            % (subject, notes(rng, 3), rng.rint(0, 9999))
+        )
         html = "<html><body><p>%s</p></body></html>" % body.replace("\n\n", "</p><p>")
-        yield "%d\t%s\t%s\t%s\t%s\t%s\n" % (i, name, subject, copy_escape(body), copy_escape(html),
-                                            ts(START_TS + rng.rint(0, SPAN_S)))
+        yield "%d\t%s\t%s\t%s\t%s\t%s\n" % (
+            i,
+            name,
+            subject,
+            copy_escape(body),
+            copy_escape(html),
+            ts(START_TS + rng.rint(0, SPAN_S)),
+        )
 
 
 def _submissions(rng, counts, seed):
@@ -737,8 +1248,12 @@ def _submissions(rng, counts, seed):
         desc = text.problem(ctx)
         status = status_of(i)
         at = submitted_at(i, n)
-        symptoms = {"primary": rng.pick(SYMPTOMS), "frequency": rng.pick(FREQUENCIES),
-                    "onset": rng.pick(ONSETS), "severity": rng.pick(SEVERITIES)}
+        symptoms = {
+            "primary": rng.pick(SYMPTOMS),
+            "frequency": rng.pick(FREQUENCIES),
+            "onset": rng.pick(ONSETS),
+            "severity": rng.pick(SEVERITIES),
+        }
         if rng.random() < 0.6:
             symptoms["conditions"] = rng.sample(CONDITIONS, rng.rint(1, 3))
         if rng.random() < 0.5:
@@ -752,9 +1267,22 @@ def _submissions(rng, counts, seed):
         completed = ts(at + rng.rint(60, 86400)) if status in ("completed", "delivered") else "\\N"
         serial = base64.b32encode(rng.randbytes(11)).decode()[:17] if rng.random() < 0.8 else "\\N"
         yield "%d\t%d\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n" % (
-            i, customer_of(i, customers), ctx["kind"], ctx["make"], ctx["model"], ctx["year"], serial, ctx["usage"],
-            ctx["unit"], copy_escape(desc), json.dumps(symptoms, ensure_ascii=False), status,
-            rng.rint(1, 5), ts(at), completed)
+            i,
+            customer_of(i, customers),
+            ctx["kind"],
+            ctx["make"],
+            ctx["model"],
+            ctx["year"],
+            serial,
+            ctx["usage"],
+            ctx["unit"],
+            copy_escape(desc),
+            json.dumps(symptoms, ensure_ascii=False),
+            status,
+            rng.rint(1, 5),
+            ts(at),
+            completed,
+        )
 
 
 def _analyses(rng, counts, seed):
@@ -770,18 +1298,31 @@ def _analyses(rng, counts, seed):
         model, versions = rng.pick(MODELS)
         recs = []
         for rank, comp in enumerate(causes, 1):
-            rec = {"rank": rank, "component": comp, "action": rng.pick(("inspect", "test", "replace", "clean",
-                                                                           "recalibrate", "update software")),
-                   "priority": rng.pick(("urgent", "high", "medium", "low")),
-                   "estimated_cost_usd": round(rng.uniform(15, 4000), 2), "diy": rng.random() < 0.3}
+            rec = {
+                "rank": rank,
+                "component": comp,
+                "action": rng.pick(("inspect", "test", "replace", "clean", "recalibrate", "update software")),
+                "priority": rng.pick(("urgent", "high", "medium", "low")),
+                "estimated_cost_usd": round(rng.uniform(15, 4000), 2),
+                "diy": rng.random() < 0.3,
+            }
             if rng.random() < 0.5:
                 rec["part_number"] = "%s-%05d-%s" % (ctx["make"][:3].upper(), rng.rint(0, 99999), token(rng, 3))
             recs.append(rec)
         prompt = rng.rint(400, 3000)
         yield "%d\t%d\t%s\t%s\t%s\t%0.3f\t%s\t%d\t%d\t%d\t%s\n" % (
-            row, i, model, rng.pick(versions), copy_escape(body), rng.uniform(0.35, 0.99),
-            json.dumps(recs, ensure_ascii=False), prompt, len(body) // 4 + rng.rint(0, 200),
-            rng.rint(800, 45000), ts(submitted_at(i, n) + rng.rint(5, 3600)))
+            row,
+            i,
+            model,
+            rng.pick(versions),
+            copy_escape(body),
+            rng.uniform(0.35, 0.99),
+            json.dumps(recs, ensure_ascii=False),
+            prompt,
+            len(body) // 4 + rng.rint(0, 200),
+            rng.rint(800, 45000),
+            ts(submitted_at(i, n) + rng.rint(5, 3600)),
+        )
 
 
 def _payments(rng, counts, seed):
@@ -795,19 +1336,33 @@ def _payments(rng, counts, seed):
         status = {"refunded": "refunded", "failed": "failed"}.get(status_of(i), "succeeded")
         if status == "succeeded" and rng.random() < 0.02:
             status = "disputed"
-        meta = {"plan": plan, "card_brand": rng.pick(CARD_BRANDS), "card_last4": "%04d" % rng.rint(0, 9999),
-                "checkout_session": "cs_live_" + token(rng, 24), "ip_country": rng.pick(COUNTRIES)}
+        meta = {
+            "plan": plan,
+            "card_brand": rng.pick(CARD_BRANDS),
+            "card_last4": "%04d" % rng.rint(0, 9999),
+            "checkout_session": "cs_live_" + token(rng, 24),
+            "ip_country": rng.pick(COUNTRIES),
+        }
         if rng.random() < 0.15:
             meta["coupon"] = rng.pick(("SPRING10", "FLEET20", "WELCOME5", "LOYAL15", "SUPPORT100"))
         if status == "failed":
-            meta["decline_code"] = rng.pick(("insufficient_funds", "card_declined", "expired_card",
-                                               "incorrect_cvc", "processing_error"))
+            meta["decline_code"] = rng.pick(
+                ("insufficient_funds", "card_declined", "expired_card", "incorrect_cvc", "processing_error")
+            )
         amount = price * rng.pick((1, 1, 1, 1, 0.9, 0.8, 2))
         charge = "ch_" + token(rng, 18) if status != "failed" else "\\N"
         yield "%d\t%d\t%d\tpi_%s\t%s\t%0.2f\t%s\t%s\t%s\t%s\n" % (
-            row, customer_of(i, customers), i, token(rng, 18), charge, amount,
-            rng.pick(("usd",) * 8 + ("cad", "eur", "gbp")), status, json.dumps(meta),
-            ts(submitted_at(i, n) + rng.rint(-600, 60)))
+            row,
+            customer_of(i, customers),
+            i,
+            token(rng, 18),
+            charge,
+            amount,
+            rng.pick(("usd",) * 8 + ("cad", "eur", "gbp")),
+            status,
+            json.dumps(meta),
+            ts(submitted_at(i, n) + rng.rint(-600, 60)),
+        )
 
 
 def _sessions(rng, counts, seed):
@@ -820,8 +1375,15 @@ def _sessions(rng, counts, seed):
             ip = "2001:db8:%x:%x::%x" % (rng.getrandbits(16), rng.getrandbits(16), rng.getrandbits(16))
         agent = rng.pick(USER_AGENTS).format(v=rng.rint(110, 131), m=rng.rint(0, 6))
         yield "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n" % (
-            i, 1 + (i * 40503) % customers, token(rng, 32), ip, agent, ts(started),
-            ts(started + rng.rint(10, 7200)), ts(started + 86400 * rng.pick((1, 7, 30))))
+            i,
+            1 + (i * 40503) % customers,
+            token(rng, 32),
+            ip,
+            agent,
+            ts(started),
+            ts(started + rng.rint(10, 7200)),
+            ts(started + 86400 * rng.pick((1, 7, 30))),
+        )
 
 
 def _audit(rng, counts, seed):
@@ -838,13 +1400,23 @@ def _audit(rng, counts, seed):
         elif action.endswith("updated"):
             details["fields"] = rng.sample(("name", "phone", "company", "email", "marketing_opt_in", "body_html"), 2)
         yield "%d\t%s\t%s\t%s\t%s\t%d\t%s\n" % (
-            i, ts(START_TS + i * SPAN_S // n), actor, action, entity, rng.rint(1, counts["customers"]),
-            json.dumps(details))
+            i,
+            ts(START_TS + i * SPAN_S // n),
+            actor,
+            action,
+            entity,
+            rng.rint(1, counts["customers"]),
+            json.dumps(details),
+        )
 
 
 GENERATORS = {
-    "customers": _customers, "email_templates": _email_templates, "diagnostic_submissions": _submissions,
-    "ai_analysis_results": _analyses, "payment_transactions": _payments, "user_sessions": _sessions,
+    "customers": _customers,
+    "email_templates": _email_templates,
+    "diagnostic_submissions": _submissions,
+    "ai_analysis_results": _analyses,
+    "payment_transactions": _payments,
+    "user_sessions": _sessions,
     "audit_log": _audit,
 }
 
@@ -936,8 +1508,9 @@ def _load_group(conninfo, tables, seed, counts, report):
                 cur.execute(TABLE_DDL[table])
                 # FREEZE: rows are written frozen (the table was created in this transaction),
                 # so nothing rewrites every page later to set hint bits or freeze.
-                with _ChunkReader(chunks(table, seed, counts),
-                                  lambda nbytes, rows, table=table: report(table, rows, nbytes)) as reader:
+                with _ChunkReader(
+                    chunks(table, seed, counts), lambda nbytes, rows, table=table: report(table, rows, nbytes)
+                ) as reader:
                     cur.copy_expert("COPY %s FROM STDIN WITH (FREEZE)" % table, reader)
         conn.commit()
     finally:
@@ -959,8 +1532,10 @@ def _run_groups(conninfo, seed, counts, jobs, report):
         return
     ctx = multiprocessing.get_context("fork")
     messages = ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(conninfo, group, seed, counts, messages), daemon=True)
-               for group in LOAD_GROUPS]
+    workers = [
+        ctx.Process(target=_worker, args=(conninfo, group, seed, counts, messages), daemon=True)
+        for group in LOAD_GROUPS
+    ]
     for worker in workers:
         worker.start()
     try:
@@ -994,8 +1569,10 @@ def load(conninfo, size_mb, seed=1, progress=None, jobs=2):
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace")
             if cur.fetchone()[0]:
-                raise RuntimeError("Failed to load the dataset into %s: the public schema is not empty; "
-                                   "drop and recreate the database first" % conninfo.get("dbname"))
+                raise RuntimeError(
+                    "Failed to load the dataset into %s: the public schema is not empty; "
+                    "drop and recreate the database first" % conninfo.get("dbname")
+                )
             cur.execute("SELECT pg_database_size(current_database())")
             counts = counts_for(size_mb, cur.fetchone()[0])
     finally:
@@ -1017,13 +1594,22 @@ def load(conninfo, size_mb, seed=1, progress=None, jobs=2):
         with conn.cursor() as cur:
             cur.execute(POST_LOAD_SQL)
             for table in TABLES:
-                cur.execute(sql.SQL("SELECT setval(pg_get_serial_sequence(%s, 'id'), (SELECT max(id) FROM {}))")
-                            .format(sql.Identifier(table)), (table,))
+                cur.execute(
+                    sql.SQL("SELECT setval(pg_get_serial_sequence(%s, 'id'), (SELECT max(id) FROM {}))").format(
+                        sql.Identifier(table)
+                    ),
+                    (table,),
+                )
             cur.execute("VACUUM")
-            meta = {"generator": COMMENT_TAG, "version": GENERATOR_VERSION, "size_mb": size_mb, "seed": seed,
-                    "rows": counts, "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            cur.execute("SELECT format('COMMENT ON DATABASE %%I IS %%L', current_database(), %s)",
-                        (json.dumps(meta),))
+            meta = {
+                "generator": COMMENT_TAG,
+                "version": GENERATOR_VERSION,
+                "size_mb": size_mb,
+                "seed": seed,
+                "rows": counts,
+                "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            cur.execute("SELECT format('COMMENT ON DATABASE %%I IS %%L', current_database(), %s)", (json.dumps(meta),))
             cur.execute(cur.fetchone()[0])
     finally:
         conn.close()
@@ -1033,8 +1619,7 @@ def load(conninfo, size_mb, seed=1, progress=None, jobs=2):
 def loaded_info(conn):
     """What :func:`load` recorded on the database (size, seed, rows), or None."""
     with conn.cursor() as cur:
-        cur.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                    "WHERE datname = current_database()")
+        cur.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = current_database()")
         comment = cur.fetchone()[0]
     try:
         meta = json.loads(comment or "")
@@ -1069,7 +1654,10 @@ def table_checksums(conn):
     result = {}
     with conn.cursor() as cur:
         for table in _existing(conn):
-            cur.execute(sql.SQL("SELECT md5(coalesce(string_agg(md5(t::text), '' ORDER BY t.id), '')) FROM {} t")
-                        .format(sql.Identifier(table)))
+            cur.execute(
+                sql.SQL("SELECT md5(coalesce(string_agg(md5(t::text), '' ORDER BY t.id), '')) FROM {} t").format(
+                    sql.Identifier(table)
+                )
+            )
             result[table] = cur.fetchone()[0]
     return result

@@ -30,11 +30,22 @@ def _banner(text):
 
 
 def _playbook(layout, name, *extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), SANDBOX_DIR=layout.root,
-               SANDBOX_PG_PORT=str(layout.pg_port), SANDBOX_GCS_PORT=str(layout.gcs_port),
-               SANDBOX_K8S_PORT=str(layout.k8s_port), SANDBOX_HEALTH_PORT=str(layout.health_port))
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "inventories/sandbox",
-            "playbooks/%s.yml" % name, *extra]
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+        SANDBOX_DIR=layout.root,
+        SANDBOX_PG_PORT=str(layout.pg_port),
+        SANDBOX_GCS_PORT=str(layout.gcs_port),
+        SANDBOX_K8S_PORT=str(layout.k8s_port),
+        SANDBOX_HEALTH_PORT=str(layout.health_port),
+    )
+    argv = [
+        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+        "-i",
+        "inventories/sandbox",
+        "playbooks/%s.yml" % name,
+        *extra,
+    ]
     print("$ %s" % " ".join(argv[1:]), flush=True)
     started = time.monotonic()
     result = subprocess.run(argv, cwd=REPO, env=env, check=False)
@@ -45,8 +56,12 @@ def _playbook(layout, name, *extra):
 
 def _counts(state):
     pg = state["postgres"]
-    with psycopg2.connect(host=pg["host"], port=pg["port"], dbname=pg["database"], user=pg["user"],
-                          passfile=pg["passfile"]) as conn, conn.cursor() as cur:
+    with (
+        psycopg2.connect(
+            host=pg["host"], port=pg["port"], dbname=pg["database"], user=pg["user"], passfile=pg["passfile"]
+        ) as conn,
+        conn.cursor() as cur,
+    ):
         cur.execute("SELECT count(*) FROM payment_transactions")
         payments = cur.fetchone()[0]
         cur.execute("SELECT count(*) FROM diagnostic_submissions WHERE status = 'failed'")
@@ -56,8 +71,12 @@ def _counts(state):
 
 def _lose_data(state):
     pg = state["postgres"]
-    with psycopg2.connect(host=pg["host"], port=pg["port"], dbname=pg["database"], user=pg["user"],
-                          passfile=pg["passfile"]) as conn, conn.cursor() as cur:
+    with (
+        psycopg2.connect(
+            host=pg["host"], port=pg["port"], dbname=pg["database"], user=pg["user"], passfile=pg["passfile"]
+        ) as conn,
+        conn.cursor() as cur,
+    ):
         for statement in LOSS_SQL:
             print("  %s" % statement)
             cur.execute(statement)
@@ -94,8 +113,10 @@ def run(layout, up):
     payments_before, cancelled_before = _counts(state)
     _lose_data(state)
     payments_lost, cancelled_lost = _counts(state)
-    print("  payment_transactions: %d -> %d rows; failed submissions: %d -> %d" % (
-        payments_before, payments_lost, cancelled_before, cancelled_lost))
+    print(
+        "  payment_transactions: %d -> %d rows; failed submissions: %d -> %d"
+        % (payments_before, payments_lost, cancelled_before, cancelled_lost)
+    )
     replicas_before = _replicas(state)
     _banner("5/5 Recover: scale the app to 0, snapshot, restore the newest backup, verify, scale back, health check")
     recover_s = _playbook(layout, "recover_database", "-e", "pg_restore_clean=true")
@@ -104,16 +125,30 @@ def run(layout, up):
     rows = sum(t["rows"] for t in backup["tables"].values())
     size_mb = backup["source"]["database_size"] / 1e6
     _banner("Summary")
-    print("  backup        %s: %.1f MB database -> %.1f MB artifact in %.1f s (%.1f MB/s), in %d regions" % (
-        backup["backup_id"], size_mb, backup["artifact"]["size"] / 1e6, backup["duration_s"],
-        size_mb / max(backup["duration_s"], 1e-6), len(state["gcs"]["buckets"])))
-    print("  data loss     payment_transactions %d -> %d, failed submissions %d -> %d" % (
-        payments_before, payments_lost, cancelled_before, cancelled_lost))
+    print(
+        "  backup        %s: %.1f MB database -> %.1f MB artifact in %.1f s (%.1f MB/s), in %d regions"
+        % (
+            backup["backup_id"],
+            size_mb,
+            backup["artifact"]["size"] / 1e6,
+            backup["duration_s"],
+            size_mb / max(backup["duration_s"], 1e-6),
+            len(state["gcs"]["buckets"]),
+        )
+    )
+    print(
+        "  data loss     payment_transactions %d -> %d, failed submissions %d -> %d"
+        % (payments_before, payments_lost, cancelled_before, cancelled_lost)
+    )
     print("  recovery      %.1f s for the whole recover_database playbook (RTO for this dataset)" % recover_s)
-    print("  verified      %d rows in %d tables match the backup's manifest; payment_transactions %d, "
-          "failed submissions %d" % (rows, len(backup["tables"]), payments_after, cancelled_after))
-    print("  application   diagnosticpro-api replicas %d (ready %d) before, scaled to 0 for the restore, "
-          "%d (ready %d) after" % (replicas_before + replicas_after))
+    print(
+        "  verified      %d rows in %d tables match the backup's manifest; payment_transactions %d, "
+        "failed submissions %d" % (rows, len(backup["tables"]), payments_after, cancelled_after)
+    )
+    print(
+        "  application   diagnosticpro-api replicas %d (ready %d) before, scaled to 0 for the restore, "
+        "%d (ready %d) after" % (replicas_before + replicas_after)
+    )
     print("  total         %.0f s; `make sandbox-down` stops the sandbox" % (time.monotonic() - t0))
     ok = (payments_after, cancelled_after) == (payments_before, cancelled_before) and replicas_after == replicas_before
     return 0 if ok else 1

@@ -50,8 +50,15 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SERVER_VERSION = {
-    "major": "1", "minor": "37", "gitVersion": "v1.37.0-fake", "gitCommit": "0" * 40, "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25", "compiler": "gc", "platform": "linux/amd64",
+    "major": "1",
+    "minor": "37",
+    "gitVersion": "v1.37.0-fake",
+    "gitCommit": "0" * 40,
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.25",
+    "compiler": "gc",
+    "platform": "linux/amd64",
 }
 STUCK_ANNOTATION = "fake.k8s/stuck"
 TICK_S = 0.1
@@ -79,37 +86,68 @@ class Resource:
         return "%s/%s" % (self.group, self.version) if self.group else self.version
 
     def discovery(self):
-        entries = [{
-            "name": self.plural, "singularName": self.kind.lower(), "namespaced": self.namespaced,
-            "kind": self.kind, "verbs": self.verbs, "shortNames": self.short_names,
-            "storageVersionHash": hashlib.sha256(self.plural.encode()).hexdigest()[:11],
-        }]
+        entries = [
+            {
+                "name": self.plural,
+                "singularName": self.kind.lower(),
+                "namespaced": self.namespaced,
+                "kind": self.kind,
+                "verbs": self.verbs,
+                "shortNames": self.short_names,
+                "storageVersionHash": hashlib.sha256(self.plural.encode()).hexdigest()[:11],
+            }
+        ]
         if not self.short_names:
             del entries[0]["shortNames"]
         if self.kind in ALL_CATEGORY:
             entries[0]["categories"] = ["all"]
         for sub in self.subresources:
-            entry = {"name": "%s/%s" % (self.plural, sub), "singularName": "", "namespaced": self.namespaced,
-                     "kind": self.kind, "verbs": ["get", "patch", "update"]}
+            entry = {
+                "name": "%s/%s" % (self.plural, sub),
+                "singularName": "",
+                "namespaced": self.namespaced,
+                "kind": self.kind,
+                "verbs": ["get", "patch", "update"],
+            }
             if sub == "scale":
                 entry.update(group="autoscaling", version="v1", kind="Scale")
             entries.append(entry)
         return entries
 
 
-HPA_V1 = Resource("autoscaling", "v1", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short_names=["hpa"],
-                  subresources=["status"])
+HPA_V1 = Resource(
+    "autoscaling",
+    "v1",
+    "horizontalpodautoscalers",
+    "HorizontalPodAutoscaler",
+    short_names=["hpa"],
+    subresources=["status"],
+)
 RESOURCES = [
-    Resource("", "v1", "namespaces", "Namespace", namespaced=False, short_names=["ns"], subresources=["status"],
-             verbs=["create", "delete", "get", "list", "patch", "update", "watch"]),
+    Resource(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        namespaced=False,
+        short_names=["ns"],
+        subresources=["status"],
+        verbs=["create", "delete", "get", "list", "patch", "update", "watch"],
+    ),
     Resource("", "v1", "pods", "Pod", short_names=["po"], subresources=["status"]),
     Resource("", "v1", "secrets", "Secret"),
     Resource("", "v1", "configmaps", "ConfigMap", short_names=["cm"]),
     Resource("", "v1", "services", "Service", short_names=["svc"], subresources=["status"]),
     Resource("apps", "v1", "deployments", "Deployment", short_names=["deploy"], subresources=["scale", "status"]),
     Resource("apps", "v1", "statefulsets", "StatefulSet", short_names=["sts"], subresources=["scale", "status"]),
-    Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short_names=["hpa"],
-             subresources=["status"]),
+    Resource(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        short_names=["hpa"],
+        subresources=["status"],
+    ),
 ]
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
@@ -126,14 +164,25 @@ class ApiError(Exception):
         self.code, self.reason, self.message, self.details = code, reason, message, details or {}
 
     def status(self):
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message,
-                "reason": self.reason, "details": self.details, "code": self.code}
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "details": self.details,
+            "code": self.code,
+        }
 
 
 def not_found(res, name):
-    return ApiError(404, "NotFound", '%s "%s" not found' % (res.plural if res.group == "" else
-                                                           "%s.%s" % (res.plural, res.group), name),
-                    {"name": name, "group": res.group, "kind": res.plural})
+    return ApiError(
+        404,
+        "NotFound",
+        '%s "%s" not found' % (res.plural if res.group == "" else "%s.%s" % (res.plural, res.group), name),
+        {"name": name, "group": res.group, "kind": res.plural},
+    )
 
 
 # -- selectors -------------------------------------------------------------------------
@@ -342,13 +391,15 @@ def json_patch(target, ops):
                 add(path, copy.deepcopy(get(op["from"])))
             elif kind == "test":
                 if get(path) != op["value"]:
-                    raise ApiError(422, "Invalid", "the server rejected our request: test operation failed at %s"
-                                   % path)
+                    raise ApiError(
+                        422, "Invalid", "the server rejected our request: test operation failed at %s" % path
+                    )
             else:
                 raise ApiError(400, "BadRequest", "unknown JSON patch op %r" % kind)
     except (KeyError, IndexError, ValueError, TypeError) as exc:
-        raise ApiError(422, "Invalid", "the server rejected our request due to an error in our request: %s"
-                       % exc) from exc
+        raise ApiError(
+            422, "Invalid", "the server rejected our request due to an error in our request: %s" % exc
+        ) from exc
     return doc
 
 
@@ -360,8 +411,8 @@ class Store:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.rv = 1
-        self.objects = {}   # (plural, namespace, name) -> obj
-        self.events = []    # (rv, plural, type, obj)
+        self.objects = {}  # (plural, namespace, name) -> obj
+        self.events = []  # (rv, plural, type, obj)
         self.first_rv = 1
 
     def _key(self, res, ns, name):
@@ -394,9 +445,14 @@ class Store:
     def list(self, res, ns=None, label_selector="", field_selector=""):
         lreqs, freqs = parse_label_selector(label_selector), parse_field_selector(field_selector)
         with self.lock:
-            items = [copy.deepcopy(o) for (plural, ons, _), o in sorted(self.objects.items())
-                     if plural == res.plural and (not ns or ons == ns)
-                     and labels_match(lreqs, o["metadata"].get("labels")) and fields_match(freqs, o)]
+            items = [
+                copy.deepcopy(o)
+                for (plural, ons, _), o in sorted(self.objects.items())
+                if plural == res.plural
+                and (not ns or ons == ns)
+                and labels_match(lreqs, o["metadata"].get("labels"))
+                and fields_match(freqs, o)
+            ]
             return items, str(self.rv)
 
     def create(self, res, ns, obj, dry_run=False):
@@ -406,23 +462,34 @@ class Store:
                 meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
             name = meta.get("name")
             if not name:
-                raise ApiError(422, "Invalid", "%s in version \"%s\" cannot be handled: name or generateName is "
-                               "required" % (res.kind, res.version))
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    '%s in version "%s" cannot be handled: name or generateName is required' % (res.kind, res.version),
+                )
             if res.namespaced:
                 if meta.get("namespace") and ns and meta["namespace"] != ns:
-                    raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the "
-                                   "namespace sent on the request")
+                    raise ApiError(
+                        400,
+                        "BadRequest",
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    )
                 ns = ns or meta.get("namespace") or "default"
                 if self.objects.get(("namespaces", "", ns)) is None:
-                    raise ApiError(404, "NotFound", 'namespaces "%s" not found' % ns,
-                                   {"name": ns, "kind": "namespaces"})
+                    raise ApiError(
+                        404, "NotFound", 'namespaces "%s" not found' % ns, {"name": ns, "kind": "namespaces"}
+                    )
                 meta["namespace"] = ns
             else:
                 meta.pop("namespace", None)
             key = self._key(res, ns, name)
             if key in self.objects:
-                raise ApiError(409, "AlreadyExists", '%s "%s" already exists' % (res.plural, name),
-                               {"name": name, "group": res.group, "kind": res.plural})
+                raise ApiError(
+                    409,
+                    "AlreadyExists",
+                    '%s "%s" already exists' % (res.plural, name),
+                    {"name": name, "group": res.group, "kind": res.plural},
+                )
             obj["apiVersion"], obj["kind"] = res.api_version, res.kind
             meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_iso(), generation=1)
             meta.pop("deletionTimestamp", None)
@@ -444,10 +511,14 @@ class Store:
                 raise not_found(res, name)
             given = (new.get("metadata") or {}).get("resourceVersion")
             if given and given != old["metadata"]["resourceVersion"]:
-                raise ApiError(409, "Conflict", 'Operation cannot be fulfilled on %s "%s": the object has been '
-                               "modified; please apply your changes to the latest version and try again"
-                               % (res.plural if not res.group else "%s.%s" % (res.plural, res.group), name),
-                               {"name": name, "group": res.group, "kind": res.plural})
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    'Operation cannot be fulfilled on %s "%s": the object has been '
+                    "modified; please apply your changes to the latest version and try again"
+                    % (res.plural if not res.group else "%s.%s" % (res.plural, res.group), name),
+                    {"name": name, "group": res.group, "kind": res.plural},
+                )
             if subresource == "status":
                 obj = copy.deepcopy(old)
                 obj["status"] = copy.deepcopy(new.get("status") or {})
@@ -509,8 +580,9 @@ def defaults(res, obj):
         if "selector" not in spec and template["metadata"].get("labels"):
             spec["selector"] = {"matchLabels": dict(template["metadata"]["labels"])}
         if res.kind == "Deployment":
-            spec.setdefault("strategy", {"type": "RollingUpdate",
-                                         "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+            spec.setdefault(
+                "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+            )
             spec.setdefault("progressDeadlineSeconds", 600)
             obj.setdefault("status", {})
         else:
@@ -541,8 +613,10 @@ def template_hash(spec):
 
 
 def pod_ready(pod):
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 class Controller:
@@ -552,7 +626,7 @@ class Controller:
         self.store, self.tick, self.termination_ticks = store, tick, termination_ticks
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="fake-k8s-controller", daemon=True)
-        self.terminating = {}   # (ns, pod name) -> ticks left
+        self.terminating = {}  # (ns, pod name) -> ticks left
 
     def start(self):
         self.thread.start()
@@ -567,6 +641,7 @@ class Controller:
                 self.step()
             except Exception:  # noqa: BLE001 - a controller bug must not kill the server; visible in its log
                 import traceback
+
                 traceback.print_exc()
 
     def step(self):
@@ -600,14 +675,29 @@ class Controller:
             if meta.get("deletionTimestamp"):
                 self.terminating.setdefault((meta["namespace"], meta["name"]), self.termination_ticks)
             elif pod["status"].get("phase") == "Pending" and not meta.get("annotations", {}).get(STUCK_ANNOTATION):
-                status = {"phase": "Running", "podIP": "10.244.0.%d" % (uuid.uuid4().bytes[0] or 1),
-                          "hostIP": "10.0.0.1", "startTime": now_iso(), "qosClass": "BestEffort",
-                          "conditions": [{"type": t, "status": "True", "lastTransitionTime": now_iso()}
-                                         for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")],
-                          "containerStatuses": [{"name": c.get("name", "app"), "ready": True, "restartCount": 0,
-                                                 "started": True, "image": c.get("image", ""), "imageID": "",
-                                                 "state": {"running": {"startedAt": now_iso()}}}
-                                                for c in pod["spec"].get("containers") or []]}
+                status = {
+                    "phase": "Running",
+                    "podIP": "10.244.0.%d" % (uuid.uuid4().bytes[0] or 1),
+                    "hostIP": "10.0.0.1",
+                    "startTime": now_iso(),
+                    "qosClass": "BestEffort",
+                    "conditions": [
+                        {"type": t, "status": "True", "lastTransitionTime": now_iso()}
+                        for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+                    ],
+                    "containerStatuses": [
+                        {
+                            "name": c.get("name", "app"),
+                            "ready": True,
+                            "restartCount": 0,
+                            "started": True,
+                            "image": c.get("image", ""),
+                            "imageID": "",
+                            "state": {"running": {"startedAt": now_iso()}},
+                        }
+                        for c in pod["spec"].get("containers") or []
+                    ],
+                }
                 pod["status"] = status
                 store.replace(pods_res, meta["namespace"], meta["name"], pod, subresource="status")
 
@@ -645,12 +735,25 @@ class Controller:
         pod_spec = template.get("spec") or {}
         pod_spec.setdefault("containers", [{"name": "app", "image": "registry.invalid/app:latest"}])
         pod_spec.setdefault("nodeName", "fake-node-1")
-        pod = {"metadata": {"name": name, "namespace": meta["namespace"], "labels": labels,
-                            "annotations": annotations,
-                            "ownerReferences": [{"apiVersion": res.api_version, "kind": res.kind,
-                                                 "name": meta["name"], "uid": meta["uid"], "controller": True,
-                                                 "blockOwnerDeletion": True}]},
-               "spec": pod_spec}
+        pod = {
+            "metadata": {
+                "name": name,
+                "namespace": meta["namespace"],
+                "labels": labels,
+                "annotations": annotations,
+                "ownerReferences": [
+                    {
+                        "apiVersion": res.api_version,
+                        "kind": res.kind,
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": pod_spec,
+        }
         self.store.create(pods_res, meta["namespace"], pod)
 
     def _reconcile(self, res, obj, pods_res):
@@ -659,8 +762,11 @@ class Controller:
         revision = template_hash(spec)
         rev_label = "pod-template-hash" if res.kind == "Deployment" else "controller-revision-hash"
         want = revision if res.kind == "Deployment" else "%s-%s" % (meta["name"], revision)
-        owned = [p for p in self.store.list(pods_res, meta["namespace"])[0]
-                 if any(r["uid"] == meta["uid"] for r in p["metadata"].get("ownerReferences") or [])]
+        owned = [
+            p
+            for p in self.store.list(pods_res, meta["namespace"])[0]
+            if any(r["uid"] == meta["uid"] for r in p["metadata"].get("ownerReferences") or [])
+        ]
         live = [p for p in owned if not p["metadata"].get("deletionTimestamp")]
         new = [p for p in live if p["metadata"]["labels"].get(rev_label) == want]
         old = [p for p in live if p["metadata"]["labels"].get(rev_label) != want]
@@ -675,15 +781,17 @@ class Controller:
         # Rolling update with maxSurge 1 / maxUnavailable 0: a stuck new pod blocks the rollout.
         if old:
             if len(new) < desired and len(new) + len(old) < desired + 1:
-                self._new_pod(res, obj, pods_res, revision, "%s-%s-%s" % (obj["metadata"]["name"], revision,
-                                                                          uuid.uuid4().hex[:5]))
+                self._new_pod(
+                    res, obj, pods_res, revision, "%s-%s-%s" % (obj["metadata"]["name"], revision, uuid.uuid4().hex[:5])
+                )
             else:
                 unready = [p for p in old if not pod_ready(p)]
                 if unready or len(ready) - 1 >= desired:
                     self._terminate(pods_res, (unready or old)[0])
         elif len(new) < desired:
-            self._new_pod(res, obj, pods_res, revision, "%s-%s-%s" % (obj["metadata"]["name"], revision,
-                                                                      uuid.uuid4().hex[:5]))
+            self._new_pod(
+                res, obj, pods_res, revision, "%s-%s-%s" % (obj["metadata"]["name"], revision, uuid.uuid4().hex[:5])
+            )
         elif len(new) > desired:
             self._terminate(pods_res, sorted(new, key=lambda p: p["metadata"]["creationTimestamp"])[-1])
 
@@ -705,14 +813,22 @@ class Controller:
 
     def _write_status(self, res, obj, desired, want, rev_label, pods_res):
         meta = obj["metadata"]
-        owned = [p for p in self.store.list(pods_res, meta["namespace"])[0]
-                 if any(r["uid"] == meta["uid"] for r in p["metadata"].get("ownerReferences") or [])
-                 and not p["metadata"].get("deletionTimestamp")]
+        owned = [
+            p
+            for p in self.store.list(pods_res, meta["namespace"])[0]
+            if any(r["uid"] == meta["uid"] for r in p["metadata"].get("ownerReferences") or [])
+            and not p["metadata"].get("deletionTimestamp")
+        ]
         updated = [p for p in owned if p["metadata"]["labels"].get(rev_label) == want]
         ready = [p for p in owned if pod_ready(p)]
         old_status = obj.get("status") or {}
-        status = {"observedGeneration": meta.get("generation", 1), "replicas": len(owned),
-                  "updatedReplicas": len(updated), "readyReplicas": len(ready), "availableReplicas": len(ready)}
+        status = {
+            "observedGeneration": meta.get("generation", 1),
+            "replicas": len(owned),
+            "updatedReplicas": len(updated),
+            "readyReplicas": len(ready),
+            "availableReplicas": len(ready),
+        }
         complete = len(updated) == desired and len(owned) == desired and len(ready) == desired
         if res.kind == "Deployment":
             if desired - len(ready) > 0:
@@ -720,14 +836,23 @@ class Controller:
             status["selector"] = selector_to_string(obj["spec"].get("selector") or {})
             conditions = {c["type"]: c for c in old_status.get("conditions") or []}
             status["conditions"] = [
-                self._condition(conditions.get("Available"), "Available", len(ready) >= desired,
-                                "MinimumReplicasAvailable" if len(ready) >= desired else "MinimumReplicasUnavailable",
-                                "Deployment has minimum availability." if len(ready) >= desired
-                                else "Deployment does not have minimum availability."),
-                self._condition(conditions.get("Progressing"), "Progressing", True,
-                                "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
-                                'ReplicaSet "%s-%s" has %s.' % (meta["name"], want, "successfully progressed"
-                                                                if complete else "been updated")),
+                self._condition(
+                    conditions.get("Available"),
+                    "Available",
+                    len(ready) >= desired,
+                    "MinimumReplicasAvailable" if len(ready) >= desired else "MinimumReplicasUnavailable",
+                    "Deployment has minimum availability."
+                    if len(ready) >= desired
+                    else "Deployment does not have minimum availability.",
+                ),
+                self._condition(
+                    conditions.get("Progressing"),
+                    "Progressing",
+                    True,
+                    "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
+                    'ReplicaSet "%s-%s" has %s.'
+                    % (meta["name"], want, "successfully progressed" if complete else "been updated"),
+                ),
             ]
         else:
             status["currentReplicas"] = len(updated) if complete else len(owned) - len(updated)
@@ -747,8 +872,14 @@ class Controller:
         if old and old.get("status") == value and old.get("reason") == reason:
             return old
         stamp = now_iso()
-        return {"type": kind, "status": value, "reason": reason, "message": message, "lastUpdateTime": stamp,
-                "lastTransitionTime": stamp if not old or old.get("status") != value else old["lastTransitionTime"]}
+        return {
+            "type": kind,
+            "status": value,
+            "reason": reason,
+            "message": message,
+            "lastUpdateTime": stamp,
+            "lastTransitionTime": stamp if not old or old.get("status") != value else old["lastTransitionTime"],
+        }
 
     def _hpas(self):
         hpa_res = BY_KIND[("autoscaling/v2", "HorizontalPodAutoscaler")]
@@ -765,9 +896,12 @@ class Controller:
             if wanted != current:
                 target["spec"]["replicas"] = wanted
                 self.store.replace(target_res, ns, target["metadata"]["name"], target)
-            status = {"currentReplicas": current, "desiredReplicas": wanted, "lastScaleTime": now_iso()
-                      if wanted != current else (hpa.get("status") or {}).get("lastScaleTime"),
-                      "observedGeneration": hpa["metadata"].get("generation", 1)}
+            status = {
+                "currentReplicas": current,
+                "desiredReplicas": wanted,
+                "lastScaleTime": now_iso() if wanted != current else (hpa.get("status") or {}).get("lastScaleTime"),
+                "observedGeneration": hpa["metadata"].get("generation", 1),
+            }
             status = {k: v for k, v in status.items() if v is not None}
             if status != hpa.get("status"):
                 hpa["status"] = status
@@ -781,8 +915,14 @@ def _gv_path(group, version):
 
 def _openapi_v3_root():
     paths = sorted({_gv_path(r.group, r.version) for r in RESOURCES + [HPA_V1]})
-    return {"paths": {p: {"serverRelativeURL": "/openapi/v3/%s?hash=%s"
-                          % (p, hashlib.sha256(p.encode()).hexdigest()[:16].upper())} for p in paths}}
+    return {
+        "paths": {
+            p: {
+                "serverRelativeURL": "/openapi/v3/%s?hash=%s" % (p, hashlib.sha256(p.encode()).hexdigest()[:16].upper())
+            }
+            for p in paths
+        }
+    }
 
 
 def _openapi_v3_doc(gv_path):
@@ -793,17 +933,25 @@ def _openapi_v3_doc(gv_path):
         if _gv_path(res.group, res.version) != gv_path:
             continue
         url = "/%s/%s%s/{name}" % (gv_path, "namespaces/{namespace}/" if res.namespaced else "", res.plural)
-        paths[url] = {"patch": {
-            "operationId": "patch" + res.kind,
-            "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-                           {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
-                           {"name": "fieldManager", "in": "query", "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "OK"}},
-            "x-kubernetes-action": "patch",
-            "x-kubernetes-group-version-kind": {"group": res.group, "version": res.version, "kind": res.kind},
-        }}
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.37.0"}, "paths": paths,
-            "components": {"schemas": {}}}
+        paths[url] = {
+            "patch": {
+                "operationId": "patch" + res.kind,
+                "parameters": [
+                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                    {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
+                    {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {"200": {"description": "OK"}},
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": res.group, "version": res.version, "kind": res.kind},
+            }
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.37.0"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -879,20 +1027,36 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return self.wfile.write(data)
         if path == "/api":
-            return self._send_json(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-                {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:%d" % self.server.server_port}]})
+            return self._send_json(
+                200,
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [
+                        {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:%d" % self.server.server_port}
+                    ],
+                },
+            )
         if path == "/apis":
-            return self._send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-                self._group(g) for g in GROUPS]})
+            return self._send_json(
+                200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [self._group(g) for g in GROUPS]}
+            )
         if path.startswith("/apis/") and path.count("/") == 2 and path.split("/")[2] in GROUPS:
             return self._send_json(200, dict(self._group(path.split("/")[2]), kind="APIGroup", apiVersion="v1"))
         if path == "/openapi/v2":
-            return self._send_json(200, {"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.37.0"},
-                                         "paths": {}, "definitions": {}})
+            return self._send_json(
+                200,
+                {
+                    "swagger": "2.0",
+                    "info": {"title": "Kubernetes", "version": "v1.37.0"},
+                    "paths": {},
+                    "definitions": {},
+                },
+            )
         if path == "/openapi/v3":
             return self._send_json(200, _openapi_v3_root())
         if path.startswith("/openapi/v3/"):
-            gv_path = path[len("/openapi/v3/"):]
+            gv_path = path[len("/openapi/v3/") :]
             if gv_path not in _openapi_v3_root()["paths"]:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return self._send_json(200, _openapi_v3_doc(gv_path))
@@ -904,11 +1068,20 @@ class Handler(BaseHTTPRequestHandler):
         else:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if not rest:
-            return self._send_json(200, {"kind": "APIResourceList", "apiVersion": "v1",
-                                         "groupVersion": "%s/%s" % (group, version) if group else version,
-                                         "resources": [e for r in RESOURCES + [HPA_V1]
-                                                       if (r.group, r.version) == (group, version)
-                                                       for e in r.discovery()]})
+            return self._send_json(
+                200,
+                {
+                    "kind": "APIResourceList",
+                    "apiVersion": "v1",
+                    "groupVersion": "%s/%s" % (group, version) if group else version,
+                    "resources": [
+                        e
+                        for r in RESOURCES + [HPA_V1]
+                        if (r.group, r.version) == (group, version)
+                        for e in r.discovery()
+                    ],
+                },
+            )
         ns = None
         if rest[0] == "namespaces" and len(rest) >= 3:
             ns, rest = rest[1], rest[2:]
@@ -931,12 +1104,20 @@ class Handler(BaseHTTPRequestHandler):
                 items, rv = store.list(res, ns, query.get("labelSelector", ""), query.get("fieldSelector", ""))
                 if self._wants_table():
                     return self._send_json(200, table(res, items, rv))
-                return self._send_json(200, {"kind": res.kind + "List", "apiVersion": res.api_version,
-                                             "metadata": {"resourceVersion": rv}, "items": items})
+                return self._send_json(
+                    200,
+                    {
+                        "kind": res.kind + "List",
+                        "apiVersion": res.api_version,
+                        "metadata": {"resourceVersion": rv},
+                        "items": items,
+                    },
+                )
             if method == "POST":
                 body = self._body() or {}
-                return self._send_json(201, store.create(res, ns, hpa_to_v2(body) if self._v1_hpa else body,
-                                                         dry_run=dry_run))
+                return self._send_json(
+                    201, store.create(res, ns, hpa_to_v2(body) if self._v1_hpa else body, dry_run=dry_run)
+                )
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         if method == "GET":
             obj = store.get(res, ns, name)
@@ -968,6 +1149,7 @@ class Handler(BaseHTTPRequestHandler):
 
             def make(cur):
                 return hpa_to_v2(make_v1(hpa_to_v1(cur)))
+
         with store.lock:
             current = store.get(res, ns, name)
             if sub == "scale":
@@ -986,18 +1168,25 @@ class Handler(BaseHTTPRequestHandler):
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
         body = self._body()
         if content_type == "application/json-patch+json":
+
             def make(cur):
                 return json_patch(cur, body or [])
         elif content_type == "application/merge-patch+json":
+
             def make(cur):
                 return merge_patch(cur, body or {})
         elif content_type in ("application/strategic-merge-patch+json", "application/apply-patch+yaml"):
+
             def make(cur):
                 return strategic_merge_patch(cur, body or {})
         else:
-            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
-                           "accepted media types include: application/json-patch+json, "
-                           "application/merge-patch+json, application/apply-patch+yaml")
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - "
+                "accepted media types include: application/json-patch+json, "
+                "application/merge-patch+json, application/apply-patch+yaml",
+            )
         if content_type == "application/apply-patch+yaml" and sub is None and store.find(res, ns, name) is None:
             obj = copy.deepcopy(body or {})
             obj.setdefault("metadata", {})["name"] = name
@@ -1017,9 +1206,16 @@ class Handler(BaseHTTPRequestHandler):
                         for item in store.list(other, name)[0]:
                             store.delete(other, name, item["metadata"]["name"])
         store.delete(res, ns, name, dry_run=dry_run)
-        return self._send_json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                                     "details": {"name": name, "group": res.group, "kind": res.plural,
-                                                 "uid": obj["metadata"]["uid"]}})
+        return self._send_json(
+            200,
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {"name": name, "group": res.group, "kind": res.plural, "uid": obj["metadata"]["uid"]},
+            },
+        )
 
     def _watch(self, store, res, ns, query):
         lreqs = parse_label_selector(query.get("labelSelector", ""))
@@ -1036,8 +1232,11 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
         def matches(obj):
-            return ((not ns or obj["metadata"].get("namespace") == ns)
-                    and labels_match(lreqs, obj["metadata"].get("labels")) and fields_match(freqs, obj))
+            return (
+                (not ns or obj["metadata"].get("namespace") == ns)
+                and labels_match(lreqs, obj["metadata"].get("labels"))
+                and fields_match(freqs, obj)
+            )
 
         def send(kind, obj):
             line = json.dumps({"type": kind, "object": self._view(obj)}).encode() + b"\n"
@@ -1053,8 +1252,7 @@ class Handler(BaseHTTPRequestHandler):
                 last = int(rv_param)
                 events = store.events_after(res.plural, last)
                 if events is None:
-                    pending = [("ERROR", ApiError(410, "Expired", "too old resource version: %s" % rv_param)
-                                .status())]
+                    pending = [("ERROR", ApiError(410, "Expired", "too old resource version: %s" % rv_param).status())]
                 else:
                     pending = [(kind, obj) for _, _, kind, obj in events if matches(obj)]
                     last = events[-1][0] if events else max(last, store.rv)
@@ -1062,8 +1260,17 @@ class Handler(BaseHTTPRequestHandler):
             for kind, obj in pending:
                 send(kind, obj)
             if initial and bookmarks:
-                send("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version, "metadata": {
-                    "resourceVersion": str(last), "annotations": {"k8s.io/initial-events-end": "true"}}})
+                send(
+                    "BOOKMARK",
+                    {
+                        "kind": res.kind,
+                        "apiVersion": res.api_version,
+                        "metadata": {
+                            "resourceVersion": str(last),
+                            "annotations": {"k8s.io/initial-events-end": "true"},
+                        },
+                    },
+                )
             next_bookmark = time.monotonic() + 1.0
             while not self.server.fake.stopping.is_set():
                 left = deadline - time.monotonic()
@@ -1080,8 +1287,14 @@ class Handler(BaseHTTPRequestHandler):
                     if matches(obj):
                         send(kind, obj)
                 if bookmarks and time.monotonic() >= next_bookmark:
-                    send("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
-                                      "metadata": {"resourceVersion": str(max(last, store.rv))}})
+                    send(
+                        "BOOKMARK",
+                        {
+                            "kind": res.kind,
+                            "apiVersion": res.api_version,
+                            "metadata": {"resourceVersion": str(max(last, store.rv))},
+                        },
+                    )
                     next_bookmark = time.monotonic() + 1.0
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
@@ -1099,8 +1312,11 @@ def hpa_to_v1(obj):
     spec.pop("behavior", None)
     for metric in metrics:
         target = (metric.get("resource") or {}).get("target") or {}
-        if metric.get("type") == "Resource" and metric["resource"].get("name") == "cpu" and \
-                "averageUtilization" in target:
+        if (
+            metric.get("type") == "Resource"
+            and metric["resource"].get("name") == "cpu"
+            and "averageUtilization" in target
+        ):
             spec["targetCPUUtilizationPercentage"] = target["averageUtilization"]
     status = out.get("status") or {}
     status.pop("conditions", None)
@@ -1114,8 +1330,12 @@ def hpa_to_v2(obj):
     spec = out.setdefault("spec", {})
     cpu = spec.pop("targetCPUUtilizationPercentage", None)
     if cpu is not None:
-        spec["metrics"] = [{"type": "Resource", "resource": {"name": "cpu", "target": {
-            "type": "Utilization", "averageUtilization": cpu}}}]
+        spec["metrics"] = [
+            {
+                "type": "Resource",
+                "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu}},
+            }
+        ]
     (out.get("status") or {}).pop("currentCPUUtilizationPercentage", None)
     return out
 
@@ -1136,43 +1356,64 @@ def _columns(res, obj):
     if res.kind == "Pod":
         ready = sum(1 for c in status.get("containerStatuses") or [] if c.get("ready"))
         phase = "Terminating" if obj["metadata"].get("deletionTimestamp") else status.get("phase", "Pending")
-        return [("Ready", "%d/%d" % (ready, len(spec.get("containers") or []))), ("Status", phase),
-                ("Restarts", "0")]
+        return [("Ready", "%d/%d" % (ready, len(spec.get("containers") or []))), ("Status", phase), ("Restarts", "0")]
     if res.kind == "Deployment":
-        return [("Ready", "%d/%d" % (status.get("readyReplicas", 0), want)),
-                ("Up-to-date", str(status.get("updatedReplicas", 0))),
-                ("Available", str(status.get("availableReplicas", 0)))]
+        return [
+            ("Ready", "%d/%d" % (status.get("readyReplicas", 0), want)),
+            ("Up-to-date", str(status.get("updatedReplicas", 0))),
+            ("Available", str(status.get("availableReplicas", 0))),
+        ]
     if res.kind == "StatefulSet":
         return [("Ready", "%d/%d" % (status.get("readyReplicas", 0), want))]
     if res.kind == "HorizontalPodAutoscaler":
         ref = spec.get("scaleTargetRef") or {}
-        return [("Reference", "%s/%s" % (ref.get("kind"), ref.get("name"))),
-                ("MinPods", str(spec.get("minReplicas", 1))), ("MaxPods", str(spec.get("maxReplicas"))),
-                ("Replicas", str(status.get("currentReplicas", 0)))]
+        return [
+            ("Reference", "%s/%s" % (ref.get("kind"), ref.get("name"))),
+            ("MinPods", str(spec.get("minReplicas", 1))),
+            ("MaxPods", str(spec.get("maxReplicas"))),
+            ("Replicas", str(status.get("currentReplicas", 0))),
+        ]
     return []
 
 
 def table(res, items, rv):
-    names = ["Name"] + [c for c, _ in _columns(res, items[0])] + ["Age"] if items else \
-        ["Name"] + [c for c, _ in _columns(res, {"metadata": {}})] + ["Age"]
+    names = (
+        ["Name"] + [c for c, _ in _columns(res, items[0])] + ["Age"]
+        if items
+        else ["Name"] + [c for c, _ in _columns(res, {"metadata": {}})] + ["Age"]
+    )
     return {
-        "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
-        "columnDefinitions": [{"name": n, "type": "string", "format": "name" if n == "Name" else "",
-                               "description": "", "priority": 0} for n in names],
-        "rows": [{"cells": [o["metadata"]["name"]] + [v for _, v in _columns(res, o)] + [_age(o)],
-                  "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": o["metadata"]}} for o in items],
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv},
+        "columnDefinitions": [
+            {"name": n, "type": "string", "format": "name" if n == "Name" else "", "description": "", "priority": 0}
+            for n in names
+        ],
+        "rows": [
+            {
+                "cells": [o["metadata"]["name"]] + [v for _, v in _columns(res, o)] + [_age(o)],
+                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]},
+            }
+            for o in items
+        ],
     }
 
 
 def to_scale(obj):
     meta = obj["metadata"]
-    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                         if k in meta},
-            "spec": {"replicas": int(obj["spec"].get("replicas", 1))},
-            "status": {"replicas": int((obj.get("status") or {}).get("replicas", 0)),
-                       "selector": selector_to_string(obj["spec"].get("selector") or {})}}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
+        },
+        "spec": {"replicas": int(obj["spec"].get("replicas", 1))},
+        "status": {
+            "replicas": int((obj.get("status") or {}).get("replicas", 0)),
+            "selector": selector_to_string(obj["spec"].get("selector") or {}),
+        },
+    }
 
 
 class _Server(ThreadingHTTPServer):
@@ -1231,8 +1472,9 @@ class FakeKubeAPIServer:
         self._httpd = _Server(("127.0.0.1", self.port), Handler)
         self._httpd.fake = self
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="fake-k8s-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-k8s-http", daemon=True
+        )
         self._thread.start()
         self.controller.start()
         self.write_kubeconfig(self.kubeconfig)
@@ -1300,12 +1542,22 @@ class FakeKubeAPIServer:
 def workload(kind, name, replicas, labels, namespace="default", annotations=None):
     """A minimal but complete Deployment or StatefulSet manifest."""
     return {
-        "apiVersion": "apps/v1", "kind": kind,
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels),
-                     "annotations": dict(annotations or {})},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)},
-                 "template": {"metadata": {"labels": dict(labels)},
-                              "spec": {"containers": [{"name": "app", "image": "registry.invalid/%s:1" % name}]}}},
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels),
+            "annotations": dict(annotations or {}),
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": dict(labels)},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {"containers": [{"name": "app", "image": "registry.invalid/%s:1" % name}]},
+            },
+        },
     }
 
 
@@ -1313,7 +1565,8 @@ def demo_deployment(namespace="diagnosticpro"):
     """The application the runbook stops and starts around a restore."""
     obj = workload("Deployment", "diagnosticpro-api", 3, {"app": "diagnosticpro"}, namespace)
     obj["spec"]["template"]["spec"]["containers"][0].update(
-        image="registry.invalid/diagnosticpro-api:1.4.2", ports=[{"containerPort": 8080}])
+        image="registry.invalid/diagnosticpro-api:1.4.2", ports=[{"containerPort": 8080}]
+    )
     return obj
 
 
@@ -1322,9 +1575,12 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--dir", required=True, help="directory for kubeconfig, state file and request log")
     parser.add_argument("--seed", action="append", default=[], help="JSON or YAML manifest file to apply at start")
-    parser.add_argument("--demo", action="store_true",
-                        help="seed the demo application: Deployment diagnosticpro-api (3 replicas, label "
-                             "app=diagnosticpro) in namespace diagnosticpro")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed the demo application: Deployment diagnosticpro-api (3 replicas, label "
+        "app=diagnosticpro) in namespace diagnosticpro",
+    )
     args = parser.parse_args(argv)
     server = FakeKubeAPIServer(args.dir, port=args.port)
     server.start()
@@ -1337,6 +1593,7 @@ def main(argv=None):
             docs = [json.loads(text)]
         except ValueError:
             import yaml
+
             docs = [d for d in yaml.safe_load_all(text) if d]
         for doc in docs:
             for item in doc.get("items", [doc]) if doc.get("kind") == "List" else [doc]:

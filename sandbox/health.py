@@ -82,8 +82,13 @@ def main(argv=None):
     parser.add_argument("--db-user", required=True)
     parser.add_argument("--passfile", required=True)
     args = parser.parse_args(argv)
-    conninfo = {"host": args.db_host, "port": args.db_port, "dbname": args.db_name, "user": args.db_user,
-                "passfile": args.passfile}
+    conninfo = {
+        "host": args.db_host,
+        "port": args.db_port,
+        "dbname": args.db_name,
+        "user": args.db_user,
+        "passfile": args.passfile,
+    }
     serve(args.port, Checks(args.kubeconfig, args.namespace, args.deployment, conninfo))
 
 

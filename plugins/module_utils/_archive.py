@@ -52,13 +52,33 @@ def exclude_args(members, excludes):
 
 
 def tar_stage(members, excludes):
-    argv = [_artifact.tool_path("tar"), "--create", "--file=-", "--directory=/", "--numeric-owner", "--sort=name",
-            "--sparse", "--totals"] + exclude_args(members, excludes)
+    argv = [
+        _artifact.tool_path("tar"),
+        "--create",
+        "--file=-",
+        "--directory=/",
+        "--numeric-owner",
+        "--sort=name",
+        "--sparse",
+        "--totals",
+    ] + exclude_args(members, excludes)
     return Stage("tar", argv + ["--"] + members)
 
 
-def archive(paths, dest, encryption, label, excludes=DEFAULT_EXCLUDES, compression="zstd", compression_level=None,
-            jobs=2, tier="tier2", retention_class="hot", progress=None, check_mode=False):
+def archive(
+    paths,
+    dest,
+    encryption,
+    label,
+    excludes=DEFAULT_EXCLUDES,
+    compression="zstd",
+    compression_level=None,
+    jobs=2,
+    tier="tier2",
+    retention_class="hot",
+    progress=None,
+    check_mode=False,
+):
     """Archive ``paths`` into one encrypted artifact in ``dest``; return the module's result."""
     if not isinstance(encryption, Encryption):
         raise TypeError("encryption must be an Encryption")
@@ -68,18 +88,46 @@ def archive(paths, dest, encryption, label, excludes=DEFAULT_EXCLUDES, compressi
     _, level = _artifact.resolve_compression(compression, compression_level, allowed=("zstd", "lz4", "none"))
     planned = _artifact.plan(label, dest, "tar", compression)
     if check_mode:
-        return {"changed": True, "path": planned["path"], "backup_id": planned["backup_id"],
-                "manifest_path": manifest_mod.manifest_name(planned["path"]), "layers": planned["layers"]}
+        return {
+            "changed": True,
+            "path": planned["path"],
+            "backup_id": planned["backup_id"],
+            "manifest_path": manifest_mod.manifest_name(planned["path"]),
+            "layers": planned["layers"],
+        }
     started, t0 = manifest_mod.utcnow(), time.monotonic()
     tar = tar_stage(members, list(excludes))
     pipeline, enc_doc, written = _artifact.encrypt_to_file(
-        planned, encryption, "archive %s" % ", ".join("/" + m for m in members), head=[tar],
-        compression=compression, level=level, jobs=jobs, progress=progress)
+        planned,
+        encryption,
+        "archive %s" % ", ".join("/" + m for m in members),
+        head=[tar],
+        compression=compression,
+        level=level,
+        jobs=jobs,
+        progress=progress,
+    )
     match = _TOTAL_RE.search(tar.stderr)
     doc, manifest_path = _artifact.write_manifest(
-        "files", planned, written, enc_doc, started, t0, compression, level, tier, retention_class, label, {
-            "files": {"paths": ["/" + m for m in members], "excludes": list(excludes),
-                      "tar_bytes": int(match.group(1)) if match else None, "root": "/"},
+        "files",
+        planned,
+        written,
+        enc_doc,
+        started,
+        t0,
+        compression,
+        level,
+        tier,
+        retention_class,
+        label,
+        {
+            "files": {
+                "paths": ["/" + m for m in members],
+                "excludes": list(excludes),
+                "tar_bytes": int(match.group(1)) if match else None,
+                "root": "/",
+            },
             "source": {"host": os.uname().nodename, "data_timestamp": manifest_mod.isoformat(started)},
-        })
+        },
+    )
     return _artifact.result(planned, manifest_path, written, doc, pipeline)

@@ -75,8 +75,9 @@ def plan(label, dest, inner_layer, compression, now=None):
     return {"backup_id": backup_id, "layers": layers, "name": name, "path": os.path.join(dest, name)}
 
 
-def encrypt_to_file(planned, encryption, what, head=(), source=None, compression="zstd", level=3, jobs=2,
-                    progress=None):
+def encrypt_to_file(
+    planned, encryption, what, head=(), source=None, compression="zstd", level=3, jobs=2, progress=None
+):
     """Run ``head`` stages (or feed ``source`` chunks) -> compression -> gpg -> ``planned['path']``.
 
     Returns ``(pipeline, encryption_doc, written)`` once the file on disk hashes to what was
@@ -95,19 +96,24 @@ def encrypt_to_file(planned, encryption, what, head=(), source=None, compression
             pipeline.run()
         except PipelineError as exc:
             error_cls = EncryptError if exc.failed_stage == "gpg" else DumpError
-            raise error_cls("Failed to %s: %s" % (what, exc),
-                            hint="Nothing was kept: the partial file %s.partial was removed" % planned["path"]) from exc
+            raise error_cls(
+                "Failed to %s: %s" % (what, exc),
+                hint="Nothing was kept: the partial file %s.partial was removed" % planned["path"],
+            ) from exc
     written = pipeline.output.result()
     landed = hash_file(planned["path"])
     if landed != written:
         os.unlink(planned["path"])
-        raise IntegrityError("Failed to verify local copy %s: it does not match what was written (%s vs %s); "
-                             "removed it" % (planned["path"], landed, written))
+        raise IntegrityError(
+            "Failed to verify local copy %s: it does not match what was written (%s vs %s); "
+            "removed it" % (planned["path"], landed, written)
+        )
     return pipeline, enc_doc, written
 
 
-def write_manifest(kind, planned, written, enc_doc, started, t0, compression, level, tier, retention_class, label,
-                   extra):
+def write_manifest(
+    kind, planned, written, enc_doc, started, t0, compression, level, tier, retention_class, label, extra
+):
     """The manifest common to every kind of backup, merged with the kind's own ``extra`` keys."""
     doc = {
         "manifest_version": manifest_mod.MANIFEST_VERSION,
@@ -120,8 +126,9 @@ def write_manifest(kind, planned, written, enc_doc, started, t0, compression, le
         "tier": tier,
         "retention_class": retention_class,
         "tool": {"name": "diagnosticpro.dr", "version": COLLECTION_VERSION},
-        "artifact": dict(written, name=planned["name"], layers=planned["layers"],
-                         content_type="application/pgp-encrypted"),
+        "artifact": dict(
+            written, name=planned["name"], layers=planned["layers"], content_type="application/pgp-encrypted"
+        ),
         "compression": {"algorithm": compression, "level": level},
         "encryption": enc_doc,
     }
@@ -137,8 +144,15 @@ def write_manifest(kind, planned, written, enc_doc, started, t0, compression, le
 def result(planned, manifest_path, written, doc, pipeline):
     """The return values every backup module shares."""
     return {
-        "changed": True, "path": planned["path"], "manifest_path": manifest_path, "backup_id": planned["backup_id"],
+        "changed": True,
+        "path": planned["path"],
+        "manifest_path": manifest_path,
+        "backup_id": planned["backup_id"],
         "layers": planned["layers"],
-        "size": written["size"], "sha256": written["sha256"], "crc32c": written["crc32c"],
-        "duration_s": doc["duration_s"], "commands": pipeline.commands(), "manifest": doc,
+        "size": written["size"],
+        "sha256": written["sha256"],
+        "crc32c": written["crc32c"],
+        "duration_s": doc["duration_s"],
+        "commands": pipeline.commands(),
+        "manifest": doc,
     }

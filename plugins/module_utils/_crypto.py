@@ -35,8 +35,10 @@ ENCRYPTION_SPEC = {
     "gnupg_home": {"type": "path"},
     "public_key_files": {"type": "list", "elements": "path"},
 }
-ENCRYPTION_RULES = {"mutually_exclusive": [["passphrase_file", "recipients"]],
-                    "required_one_of": [["passphrase_file", "recipients"]]}
+ENCRYPTION_RULES = {
+    "mutually_exclusive": [["passphrase_file", "recipients"]],
+    "required_one_of": [["passphrase_file", "recipients"]],
+}
 DECRYPTION_SPEC = {
     "passphrase_file": {"type": "path", "no_log": False},
     "secret_key_file": {"type": "path", "no_log": False},
@@ -46,13 +48,21 @@ DECRYPTION_SPEC = {
 
 
 def encryption_from_params(params, prefix=""):
-    return Encryption(passphrase_file=params[prefix + "passphrase_file"], recipients=params[prefix + "recipients"],
-                      gnupg_home=params.get(prefix + "gnupg_home"), public_key_files=params.get(prefix + "public_key_files"))
+    return Encryption(
+        passphrase_file=params[prefix + "passphrase_file"],
+        recipients=params[prefix + "recipients"],
+        gnupg_home=params.get(prefix + "gnupg_home"),
+        public_key_files=params.get(prefix + "public_key_files"),
+    )
 
 
 def decryption_from_params(params):
-    return Decryption(passphrase_file=params["passphrase_file"], secret_key_file=params["secret_key_file"],
-                      secret_key_passphrase_file=params["secret_key_passphrase_file"], gnupg_home=params["gnupg_home"])
+    return Decryption(
+        passphrase_file=params["passphrase_file"],
+        secret_key_file=params["secret_key_file"],
+        secret_key_passphrase_file=params["secret_key_passphrase_file"],
+        gnupg_home=params["gnupg_home"],
+    )
 
 
 _BASE = [GPG, "--batch", "--no-tty", "--quiet", "--no-greeting", "--no-permission-warning"]
@@ -180,9 +190,21 @@ class Encryption:
             fd = os.open(self.passphrase_file, os.O_RDONLY)
             # A fixed, maximal S2K count: a fresh GNUPGHOME would otherwise spend ~1 s calibrating
             # it on every run, and the key-hashing strength would depend on the machine.
-            argv += ["--pinentry-mode", "loopback", "--passphrase-fd", str(fd), "--s2k-mode", "3",
-                     "--s2k-count", str(S2K_COUNT), "--s2k-cipher-algo", CIPHER, "--s2k-digest-algo", "SHA512",
-                     "--symmetric"]
+            argv += [
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase-fd",
+                str(fd),
+                "--s2k-mode",
+                "3",
+                "--s2k-count",
+                str(S2K_COUNT),
+                "--s2k-cipher-algo",
+                CIPHER,
+                "--s2k-digest-algo",
+                "SHA512",
+                "--symmetric",
+            ]
             fds = (fd,)
         else:
             argv += ["--trust-model", "always", "--encrypt"]

@@ -28,8 +28,20 @@ def plan(database, dest, label=None, compression="zstd", now=None):
     return _artifact.plan(label or database, dest, "pg_dump-custom", compression, now)
 
 
-def dump(conn, database, dest, encryption, compression="zstd", compression_level=None, jobs=2,
-         tier="tier1", retention_class="hot", label=None, progress=None, check_mode=False):
+def dump(
+    conn,
+    database,
+    dest,
+    encryption,
+    compression="zstd",
+    compression_level=None,
+    jobs=2,
+    tier="tier1",
+    retention_class="hot",
+    label=None,
+    progress=None,
+    check_mode=False,
+):
     """Back up ``database`` to ``dest``; return the result dict the module reports."""
     if not isinstance(conn, Conn) or not isinstance(encryption, Encryption):
         raise TypeError("conn must be a Conn and encryption an Encryption")
@@ -41,16 +53,23 @@ def dump(conn, database, dest, encryption, compression="zstd", compression_level
     if check_mode:
         with conn.connect(database):
             pass  # reachable with these credentials: the backup would run
-        return {"changed": True, "path": planned["path"], "manifest_path": manifest_mod.manifest_name(planned["path"]),
-                "backup_id": planned["backup_id"], "layers": planned["layers"]}
+        return {
+            "changed": True,
+            "path": planned["path"],
+            "manifest_path": manifest_mod.manifest_name(planned["path"]),
+            "backup_id": planned["backup_id"],
+            "layers": planned["layers"],
+        }
 
     progress = progress or (lambda message: None)
     started, t0 = manifest_mod.utcnow(), time.monotonic()
     pg_dump_compress = level if compression == "pg_dump" else 0
     counts, count_error = {}, []
     with exported_snapshot(conn, database) as snap:
-        progress("snapshot %s exported; dumping %s (%.1f MiB on disk)" % (
-            snap["snapshot"], database, snap["database_size"] / 1048576.0))
+        progress(
+            "snapshot %s exported; dumping %s (%.1f MiB on disk)"
+            % (snap["snapshot"], database, snap["database_size"] / 1048576.0)
+        )
 
         def count_rows():
             try:
@@ -60,34 +79,71 @@ def dump(conn, database, dest, encryption, compression="zstd", compression_level
 
         counter = threading.Thread(target=count_rows, name="row-counts", daemon=True)
         counter.start()
-        pg_dump = Stage("pg_dump", [tool("pg_dump"), "--format=custom", "--compress=%d" % pg_dump_compress,
-                                    "--snapshot=%s" % snap["snapshot"], "--no-sync"] + conn.cli_args(database),
-                        env=conn.env())
+        pg_dump = Stage(
+            "pg_dump",
+            [
+                tool("pg_dump"),
+                "--format=custom",
+                "--compress=%d" % pg_dump_compress,
+                "--snapshot=%s" % snap["snapshot"],
+                "--no-sync",
+            ]
+            + conn.cli_args(database),
+            env=conn.env(),
+        )
         try:
             pipeline, enc_doc, written = _artifact.encrypt_to_file(
-                planned, encryption, "back up %s" % database, head=[pg_dump], compression=compression, level=level,
-                jobs=jobs, progress=progress)
+                planned,
+                encryption,
+                "back up %s" % database,
+                head=[pg_dump],
+                compression=compression,
+                level=level,
+                jobs=jobs,
+                progress=progress,
+            )
         finally:
             counter.join()
         if count_error:
             os.unlink(planned["path"])
             raise DumpError("Failed to count rows in %s: %s" % (database, count_error[0]))
     doc, manifest_path = _artifact.write_manifest(
-        "postgresql", planned, written, enc_doc, started, t0, compression, level, tier, retention_class,
-        label or database, {
+        "postgresql",
+        planned,
+        written,
+        enc_doc,
+        started,
+        t0,
+        compression,
+        level,
+        tier,
+        retention_class,
+        label or database,
+        {
             "database": database,
-            "source": {"host": conn.host, "port": conn.port, "server_version": snap["server_version"],
-                       "server_version_num": snap["server_version_num"], "database_size": snap["database_size"],
-                       "data_timestamp": manifest_mod.isoformat(snap["data_timestamp"])},
+            "source": {
+                "host": conn.host,
+                "port": conn.port,
+                "server_version": snap["server_version"],
+                "server_version_num": snap["server_version_num"],
+                "database_size": snap["database_size"],
+                "data_timestamp": manifest_mod.isoformat(snap["data_timestamp"]),
+            },
             "tool": {"pg_dump_version": tool_version("pg_dump"), "format": "custom"},
             "compression": {"pg_dump_compress": pg_dump_compress},
             "tables": {name: {"rows": rows} for name, rows in sorted(counts.items())},
-        })
+        },
+    )
     total_rows = sum(counts.values())
-    progress("backup %s: %.1f MiB in %.1fs, %d rows in %d tables" % (
-        planned["backup_id"], written["size"] / 1048576.0, doc["duration_s"], total_rows, len(counts)))
-    return dict(_artifact.result(planned, manifest_path, written, doc, pipeline), rows=total_rows,
-                throughput_mb_s=round(snap["database_size"] / 1e6 / max(doc["duration_s"], 1e-6), 2))
+    progress(
+        "backup %s: %.1f MiB in %.1fs, %d rows in %d tables"
+        % (planned["backup_id"], written["size"] / 1048576.0, doc["duration_s"], total_rows, len(counts))
+    )
+    return dict(
+        _artifact.result(planned, manifest_path, written, doc, pipeline),
+        rows=total_rows,
+        throughput_mb_s=round(snap["database_size"] / 1e6 / max(doc["duration_s"], 1e-6), 2),
+    )
 
 
 __all__ = ["dump", "plan", "COMPRESSIONS", "DECOMPRESS"]

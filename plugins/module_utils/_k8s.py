@@ -69,11 +69,15 @@ class Kube:
                 detail = json.loads(exc.body).get("message")
             except (TypeError, ValueError, AttributeError):
                 detail = exc.body
-            raise ScaleError("Failed to %s: HTTP %s %s: %s" % (what, exc.status, exc.reason, detail),
-                             hint="Check the kube context's permissions (RBAC) for this namespace") from exc
+            raise ScaleError(
+                "Failed to %s: HTTP %s %s: %s" % (what, exc.status, exc.reason, detail),
+                hint="Check the kube context's permissions (RBAC) for this namespace",
+            ) from exc
         except urllib3.exceptions.HTTPError as exc:
-            raise ScaleError("Failed to %s: cannot reach the Kubernetes API server: %s" % (what, exc),
-                             hint="Check the kubeconfig/context and that the cluster is reachable from here") from exc
+            raise ScaleError(
+                "Failed to %s: cannot reach the Kubernetes API server: %s" % (what, exc),
+                hint="Check the kubeconfig/context and that the cluster is reachable from here",
+            ) from exc
         return json.loads(response.data or b"null")
 
     def _kind(self, kind, verb):
@@ -90,8 +94,7 @@ class Kube:
         return dict(obj, kind=kind) if obj else None
 
     def patch_workload(self, kind, namespace, name, patch):
-        obj = self.call(self._kind(kind, "patch"), name, namespace, patch,
-                         _content_type="application/merge-patch+json")
+        obj = self.call(self._kind(kind, "patch"), name, namespace, patch, _content_type="application/merge-patch+json")
         return dict(obj, kind=kind)
 
     def list_pods(self, namespace, label_selector):
@@ -104,7 +107,7 @@ class Kube:
         try:
             return self.call(self.autoscaling.create_namespaced_horizontal_pod_autoscaler, namespace, body)
         except Conflict:
-            return None   # already exists: a previous run re-created it
+            return None  # already exists: a previous run re-created it
 
     def delete_hpa(self, namespace, name):
         return self.call(self.autoscaling.delete_namespaced_horizontal_pod_autoscaler, name, namespace)
@@ -122,11 +125,13 @@ def connect(kubeconfig=None, context=None):
         except config.ConfigException:
             config.load_incluster_config()
             from kubernetes import client
+
             return Kube(client.ApiClient())
     except (config.ConfigException, OSError) as exc:
-        raise ConfigError("Failed to load Kubernetes configuration %s: %s"
-                          % (kubeconfig or "(default)", exc),
-                          hint="Check kubeconfig/context (or KUBECONFIG) point at the right cluster") from exc
+        raise ConfigError(
+            "Failed to load Kubernetes configuration %s: %s" % (kubeconfig or "(default)", exc),
+            hint="Check kubeconfig/context (or KUBECONFIG) point at the right cluster",
+        ) from exc
 
 
 # -- pure helpers -------------------------------------------------------------------------
@@ -156,16 +161,18 @@ def selector_string(selector):
 
 def targets(hpa, obj):
     target = hpa.get("spec", {}).get("scaleTargetRef") or {}
-    return (target.get("kind") == obj["kind"] and target.get("name") == obj["metadata"]["name"]
-            and target.get("apiVersion", "apps/v1").split("/")[0] == "apps")
+    return (
+        target.get("kind") == obj["kind"]
+        and target.get("name") == obj["metadata"]["name"]
+        and target.get("apiVersion", "apps/v1").split("/")[0] == "apps"
+    )
 
 
 def hpa_definition(hpa):
     """What is needed to re-create an HPA exactly: name, labels, annotations, spec."""
     meta = hpa["metadata"]
     kept = {k: meta[k] for k in ("name", "labels", "annotations") if meta.get(k)}
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": kept,
-            "spec": hpa["spec"]}
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": kept, "spec": hpa["spec"]}
 
 
 def view(obj, hpas):
@@ -177,8 +184,9 @@ def view(obj, hpas):
         "replicas": spec_replicas(obj),
         "recorded_replicas": int(recorded) if recorded is not None else None,
         "autoscalers": sorted(h["metadata"]["name"] for h in hpas),
-        "suspended_autoscalers": sorted(h["metadata"]["name"] for h in json.loads(annotations.get(HPA_ANNOTATION)
-                                                                                  or "[]")),
+        "suspended_autoscalers": sorted(
+            h["metadata"]["name"] for h in json.loads(annotations.get(HPA_ANNOTATION) or "[]")
+        ),
         "restarted_at": template.get(RESTARTED_AT),
     }
 
@@ -214,8 +222,9 @@ def plan(state, obj, hpas, hpa_mode="suspend", now=None):
         if before["recorded_replicas"] is not None and before["recorded_replicas"] != before["replicas"]:
             steps["replicas"] = before["recorded_replicas"]
         present = {h["metadata"]["name"] for h in hpas}
-        missing = [h for h in json.loads(annotations.get(HPA_ANNOTATION) or "[]")
-                   if h["metadata"]["name"] not in present]
+        missing = [
+            h for h in json.loads(annotations.get(HPA_ANNOTATION) or "[]") if h["metadata"]["name"] not in present
+        ]
         if missing:
             steps["create_hpas"] = missing
         if REPLICAS_ANNOTATION in annotations or HPA_ANNOTATION in annotations:
@@ -232,8 +241,9 @@ def predict(before, steps):
     if "record" in steps and REPLICAS_ANNOTATION in steps["record"]:
         after["recorded_replicas"] = int(steps["record"][REPLICAS_ANNOTATION])
     if "record" in steps and HPA_ANNOTATION in steps["record"]:
-        after["suspended_autoscalers"] = sorted(h["metadata"]["name"]
-                                                for h in json.loads(steps["record"][HPA_ANNOTATION]))
+        after["suspended_autoscalers"] = sorted(
+            h["metadata"]["name"] for h in json.loads(steps["record"][HPA_ANNOTATION])
+        )
     if "delete_hpas" in steps:
         after["autoscalers"] = sorted(set(after["autoscalers"]) - set(steps["delete_hpas"]))
     if "replicas" in steps:
@@ -241,8 +251,7 @@ def predict(before, steps):
     if "restart" in steps:
         after["restarted_at"] = steps["restart"]
     if "create_hpas" in steps:
-        after["autoscalers"] = sorted(set(after["autoscalers"]) | {h["metadata"]["name"]
-                                                                   for h in steps["create_hpas"]})
+        after["autoscalers"] = sorted(set(after["autoscalers"]) | {h["metadata"]["name"] for h in steps["create_hpas"]})
     if "forget" in steps:
         after["recorded_replicas"] = None
         after["suspended_autoscalers"] = []
@@ -267,7 +276,11 @@ def describe_progress(obj, pods=None):
     """Where a workload is, for a timeout message; ``pods`` only when waiting for them to go."""
     status = obj.get("status") or {}
     text = "%s: spec.replicas=%d, %d ready, %d updated" % (
-        ref(obj), spec_replicas(obj), int(status.get("readyReplicas", 0)), int(status.get("updatedReplicas", 0)))
+        ref(obj),
+        spec_replicas(obj),
+        int(status.get("readyReplicas", 0)),
+        int(status.get("updatedReplicas", 0)),
+    )
     if pods is not None:
         names = sorted(p["metadata"]["name"] for p in pods)
         text += ", %d pods still exist%s" % (len(names), " (%s)" % ", ".join(names[:5]) if names else "")
@@ -280,8 +293,9 @@ def select(kube, namespace, kinds, name=None, label_selector=None):
         raise ConfigError("Failed to select workloads: give exactly one of name or label_selector")
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
-        raise ConfigError("Failed to select workloads: unsupported kinds %s (supported: %s)"
-                          % (", ".join(unknown), ", ".join(KINDS)))
+        raise ConfigError(
+            "Failed to select workloads: unsupported kinds %s (supported: %s)" % (", ".join(unknown), ", ".join(KINDS))
+        )
     found = []
     for kind in kinds:
         if name:
@@ -293,7 +307,8 @@ def select(kube, namespace, kinds, name=None, label_selector=None):
         raise ScaleError(
             "Failed to find workloads: no %s %s in namespace %s"
             % ("/".join(kinds), "named %r" % name if name else "matching %r" % label_selector, namespace),
-            hint="Check namespace, name/label_selector and the kube context; nothing was changed")
+            hint="Check namespace, name/label_selector and the kube context; nothing was changed",
+        )
     return found
 
 
@@ -302,10 +317,17 @@ def apply_steps(kube, namespace, obj, steps, progress):
     rv = obj["metadata"]["resourceVersion"]
     if "record" in steps:
         # Optimistic concurrency: the recorded count must be the one we read.
-        obj = kube.patch_workload(kind, namespace, name, {"metadata": {"annotations": steps["record"],
-                                                                       "resourceVersion": rv}})
-        progress("%s: recorded %s" % (ref(obj), ", ".join("%s=%s" % kv for kv in steps["record"].items()
-                                                       if kv[0] == REPLICAS_ANNOTATION) or "autoscalers"))
+        obj = kube.patch_workload(
+            kind, namespace, name, {"metadata": {"annotations": steps["record"], "resourceVersion": rv}}
+        )
+        progress(
+            "%s: recorded %s"
+            % (
+                ref(obj),
+                ", ".join("%s=%s" % kv for kv in steps["record"].items() if kv[0] == REPLICAS_ANNOTATION)
+                or "autoscalers",
+            )
+        )
         rv = obj["metadata"]["resourceVersion"]
     for hpa in steps.get("delete_hpas", []):
         kube.delete_hpa(namespace, hpa)
@@ -317,15 +339,20 @@ def apply_steps(kube, namespace, obj, steps, progress):
         obj = kube.patch_workload(kind, namespace, name, patch)
         progress("%s: replicas -> %d" % (ref(obj), steps["replicas"]))
     if "restart" in steps:
-        obj = kube.patch_workload(kind, namespace, name, {"spec": {"template": {"metadata": {"annotations": {
-            RESTARTED_AT: steps["restart"]}}}}})
+        obj = kube.patch_workload(
+            kind,
+            namespace,
+            name,
+            {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: steps["restart"]}}}}},
+        )
         progress("%s: rollout restart at %s" % (ref(obj), steps["restart"]))
     for hpa in steps.get("create_hpas", []):
         kube.create_hpa(namespace, hpa)
         progress("%s: autoscaler %s re-created" % (ref(obj), hpa["metadata"]["name"]))
     if "forget" in steps:
-        obj = kube.patch_workload(kind, namespace, name, {"metadata": {"annotations": {
-            k: None for k in steps["forget"]}}})
+        obj = kube.patch_workload(
+            kind, namespace, name, {"metadata": {"annotations": {k: None for k in steps["forget"]}}}
+        )
     return obj
 
 
@@ -343,11 +370,14 @@ def converge(kube, namespace, obj, state, hpa_mode, check_mode, progress, now):
             progress("%s: changed while we wrote it (409), retrying (%d)" % (ref(obj), attempt + 1))
             fresh = kube.read_workload(obj["kind"], namespace, obj["metadata"]["name"])
             if fresh is None:
-                raise ScaleError("Failed to scale %s in namespace %s: it was deleted while we changed it"
-                                 % (ref(obj), namespace)) from None
+                raise ScaleError(
+                    "Failed to scale %s in namespace %s: it was deleted while we changed it" % (ref(obj), namespace)
+                ) from None
             obj = fresh
-    raise ScaleError("Failed to scale %s in namespace %s: it kept changing (%d conflicts)"
-                     % (ref(obj), namespace, CONFLICT_RETRIES), hint="Find what else is writing to it and rerun")
+    raise ScaleError(
+        "Failed to scale %s in namespace %s: it kept changing (%d conflicts)" % (ref(obj), namespace, CONFLICT_RETRIES),
+        hint="Find what else is writing to it and rerun",
+    )
 
 
 def done(kube, namespace, obj, state):
@@ -373,8 +403,9 @@ def wait_for(kube, namespace, objs, state, timeout, progress, clock=time.monoton
             if finished:
                 waited[key] = round(clock() - started, 2)
                 del pending[key]
-                progress("%s: %s after %.1fs" % (key, "all pods gone" if state == "scaled_down" else "ready",
-                                                 waited[key]))
+                progress(
+                    "%s: %s after %.1fs" % (key, "all pods gone" if state == "scaled_down" else "ready", waited[key])
+                )
             else:
                 last[key] = describe_progress(fresh, pods)
         if not pending:
@@ -386,39 +417,66 @@ def wait_for(kube, namespace, objs, state, timeout, progress, clock=time.monoton
                 % (verb, ", ".join(sorted(pending)), namespace, timeout, "; ".join(last[k] for k in sorted(pending))),
                 partial={"waited_s": round(clock() - started, 2), "not_ready": sorted(pending)},
                 hint="See `kubectl -n %s describe %s` and its pods' events, fix the cause and rerun this step%s"
-                     % (namespace, " ".join(sorted(pending)).lower(),
-                        "; the recorded replica counts stay on the workloads" if state != "restarted" else ""))
+                % (
+                    namespace,
+                    " ".join(sorted(pending)).lower(),
+                    "; the recorded replica counts stay on the workloads" if state != "restarted" else "",
+                ),
+            )
         sleep(POLL_S)
 
 
-def scale_workloads(kube, namespace, state, name=None, label_selector=None, kinds=KINDS, wait=True,
-                    wait_timeout=300, hpa_mode="suspend", check_mode=False, progress=None, now=None,
-                    clock=time.monotonic, sleep=time.sleep):
+def scale_workloads(
+    kube,
+    namespace,
+    state,
+    name=None,
+    label_selector=None,
+    kinds=KINDS,
+    wait=True,
+    wait_timeout=300,
+    hpa_mode="suspend",
+    check_mode=False,
+    progress=None,
+    now=None,
+    clock=time.monotonic,
+    sleep=time.sleep,
+):
     """Bring the selected workloads to ``state``; returns ``changed``, ``workloads``, ``diff``, ``waited_s``."""
     if state not in STATES:
         raise ConfigError("Failed to scale workloads: unknown state %r (one of %s)" % (state, ", ".join(STATES)))
     if hpa_mode not in HPA_MODES:
-        raise ConfigError("Failed to scale workloads: unknown hpa_mode %r (one of %s)"
-                          % (hpa_mode, ", ".join(HPA_MODES)))
+        raise ConfigError(
+            "Failed to scale workloads: unknown hpa_mode %r (one of %s)" % (hpa_mode, ", ".join(HPA_MODES))
+        )
     progress = progress or (lambda message: None)
     results, objs, diff = [], [], {"before": {}, "after": {}}
     for obj in select(kube, namespace, list(kinds), name, label_selector):
         obj, before, after, steps = converge(kube, namespace, obj, state, hpa_mode, check_mode, progress, now)
         objs.append(obj)
         diff["before"][ref(obj)], diff["after"][ref(obj)] = before, after
-        results.append({
-            "kind": obj["kind"], "name": obj["metadata"]["name"], "before": before["replicas"],
-            "after": after["replicas"], "changed": before != after, "waited_s": 0.0,
-            "recorded_replicas": (after if state == "scaled_down" else before)["recorded_replicas"],
-            "autoscalers": sorted(steps.get("delete_hpas", []) + [h["metadata"]["name"]
-                                                                  for h in steps.get("create_hpas", [])]),
-        })
+        results.append(
+            {
+                "kind": obj["kind"],
+                "name": obj["metadata"]["name"],
+                "before": before["replicas"],
+                "after": after["replicas"],
+                "changed": before != after,
+                "waited_s": 0.0,
+                "recorded_replicas": (after if state == "scaled_down" else before)["recorded_replicas"],
+                "autoscalers": sorted(
+                    steps.get("delete_hpas", []) + [h["metadata"]["name"] for h in steps.get("create_hpas", [])]
+                ),
+            }
+        )
     changed = any(r["changed"] for r in results)
-    warnings = ["%s/%s was already at 0 replicas with no count recorded: restored will leave it at 0. If an earlier "
-                "tool scaled it down, set annotation %s to the replicas it should come back with"
-                % (r["kind"], r["name"], REPLICAS_ANNOTATION)
-                for r in results if state == "scaled_down" and r["before"] == 0 and r["changed"]
-                and r["recorded_replicas"] == 0]
+    warnings = [
+        "%s/%s was already at 0 replicas with no count recorded: restored will leave it at 0. If an earlier "
+        "tool scaled it down, set annotation %s to the replicas it should come back with"
+        % (r["kind"], r["name"], REPLICAS_ANNOTATION)
+        for r in results
+        if state == "scaled_down" and r["before"] == 0 and r["changed"] and r["recorded_replicas"] == 0
+    ]
     waited = {}
     if wait and not check_mode:
         try:
@@ -428,5 +486,10 @@ def scale_workloads(kube, namespace, state, name=None, label_selector=None, kind
             raise
     for item in results:
         item["waited_s"] = waited.get("%s/%s" % (item["kind"], item["name"]), 0.0)
-    return {"changed": changed, "workloads": results, "diff": diff, "warnings": warnings,
-            "waited_s": max(waited.values()) if waited else 0.0}
+    return {
+        "changed": changed,
+        "workloads": results,
+        "diff": diff,
+        "warnings": warnings,
+        "waited_s": max(waited.values()) if waited else 0.0,
+    }

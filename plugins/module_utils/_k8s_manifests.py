@@ -32,8 +32,16 @@ EXPORTED = (
     ("autoscaling/v2", "HorizontalPodAutoscaler", "autoscaling", "horizontal_pod_autoscaler"),
 )
 KINDS = tuple(kind for _, kind, _, _ in EXPORTED)
-_META_DROP = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink",
-              "deletionTimestamp", "deletionGracePeriodSeconds")
+_META_DROP = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
 _ANNOTATION_DROP = ("kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision")
 _ANNOTATION_PREFIX_DROP = ("dr.diagnosticpro.io/",)
 MAX_PLAINTEXT = 64 * 1024 * 1024  # a namespace's manifests; far above any real one
@@ -59,8 +67,11 @@ def strip(apiversion, kind, obj):
     meta = out.setdefault("metadata", {})
     for key in _META_DROP:
         meta.pop(key, None)
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
-                   if k not in _ANNOTATION_DROP and not k.startswith(_ANNOTATION_PREFIX_DROP)}
+    annotations = {
+        k: v
+        for k, v in (meta.get("annotations") or {}).items()
+        if k not in _ANNOTATION_DROP and not k.startswith(_ANNOTATION_PREFIX_DROP)
+    }
     if annotations:
         meta["annotations"] = annotations
     else:
@@ -91,8 +102,19 @@ def _inventory(objects):
     return [{"kind": o["kind"], "name": o["metadata"]["name"]} for o in objects]
 
 
-def backup(kube, namespace, dest, encryption, label=None, kinds=KINDS, compression="zstd", tier="tier2",
-           retention_class="hot", progress=None, check_mode=False):
+def backup(
+    kube,
+    namespace,
+    dest,
+    encryption,
+    label=None,
+    kinds=KINDS,
+    compression="zstd",
+    tier="tier2",
+    retention_class="hot",
+    progress=None,
+    check_mode=False,
+):
     if not isinstance(encryption, Encryption):
         raise TypeError("encryption must be an Encryption")
     import yaml
@@ -107,19 +129,43 @@ def backup(kube, namespace, dest, encryption, label=None, kinds=KINDS, compressi
     if not objects:
         raise ConfigError("Failed to back up namespace %s: it has none of %s" % (namespace, ", ".join(kinds)))
     if check_mode:
-        return {"changed": True, "path": planned["path"], "backup_id": planned["backup_id"],
-                "manifest_path": manifest_mod.manifest_name(planned["path"]), "layers": planned["layers"],
-                "objects": _inventory(objects)}
+        return {
+            "changed": True,
+            "path": planned["path"],
+            "backup_id": planned["backup_id"],
+            "manifest_path": manifest_mod.manifest_name(planned["path"]),
+            "layers": planned["layers"],
+            "objects": _inventory(objects),
+        }
     text = yaml.safe_dump_all(objects, sort_keys=True, default_flow_style=False).encode()
     pipeline, enc_doc, written = _artifact.encrypt_to_file(
-        planned, encryption, "back up namespace %s" % namespace, source=iter([text]),
-        compression=compression, level=level, jobs=1, progress=progress)
+        planned,
+        encryption,
+        "back up namespace %s" % namespace,
+        source=iter([text]),
+        compression=compression,
+        level=level,
+        jobs=1,
+        progress=progress,
+    )
     del text
     doc, manifest_path = _artifact.write_manifest(
-        "kubernetes", planned, written, enc_doc, started, t0, compression, level, tier, retention_class, label, {
+        "kubernetes",
+        planned,
+        written,
+        enc_doc,
+        started,
+        t0,
+        compression,
+        level,
+        tier,
+        retention_class,
+        label,
+        {
             "kubernetes": {"namespace": namespace, "objects": _inventory(objects)},
             "source": {"data_timestamp": manifest_mod.isoformat(started)},
-        })
+        },
+    )
     return dict(_artifact.result(planned, manifest_path, written, doc, pipeline), objects=_inventory(objects))
 
 
@@ -154,8 +200,9 @@ def read_objects(source, decryption):
     manifest = source.manifest
     sink = _MemorySink()
     with decryption.home() as home:
-        pipeline = Pipeline(layer_stages(manifest, decryption, home), source=source.chunks(), sinks=[sink],
-                            drain_source_on_error=True)
+        pipeline = Pipeline(
+            layer_stages(manifest, decryption, home), source=source.chunks(), sinks=[sink], drain_source_on_error=True
+        )
         error = None
         try:
             pipeline.run()
@@ -197,12 +244,26 @@ def restore(kube, source, decryption, namespace=None, kinds=KINDS, names=None, c
         action = "create" if live is None else ("update" if _differs(obj, live_view) else "unchanged")
         if action != "unchanged" and not check_mode:
             body = json.loads(json.dumps(obj))
-            kube.call(getattr(getattr(kube, api), "patch_namespaced_%s" % suffix), name, namespace, body,
-                       field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml")
+            kube.call(
+                getattr(getattr(kube, api), "patch_namespaced_%s" % suffix),
+                name,
+                namespace,
+                body,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type="application/apply-patch+yaml",
+            )
             if progress:
                 progress("%s %s/%s" % (action, kind, name))
         results.append({"kind": kind, "name": name, "action": action})
     changed = any(r["action"] != "unchanged" for r in results)
-    return {"changed": changed, "backup_id": manifest["backup_id"], "namespace": namespace, "objects": results,
-            "diff": {"before": {r["kind"] + "/" + r["name"]: r["action"] == "unchanged" for r in results},
-                     "after": {r["kind"] + "/" + r["name"]: True for r in results}}}
+    return {
+        "changed": changed,
+        "backup_id": manifest["backup_id"],
+        "namespace": namespace,
+        "objects": results,
+        "diff": {
+            "before": {r["kind"] + "/" + r["name"]: r["action"] == "unchanged" for r in results},
+            "after": {r["kind"] + "/" + r["name"]: True for r in results},
+        },
+    }

@@ -58,7 +58,9 @@ def parse_time(value):
         try:
             ts = datetime.datetime.fromisoformat(text)
         except ValueError as exc:
-            raise ConfigError("Failed to parse timestamp %r: expected ISO 8601 such as 2026-12-03T15:04:05Z" % value) from exc
+            raise ConfigError(
+                "Failed to parse timestamp %r: expected ISO 8601 such as 2026-12-03T15:04:05Z" % value
+            ) from exc
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=datetime.timezone.utc)
     return ts.astimezone(datetime.timezone.utc)
@@ -156,7 +158,9 @@ def read(path):
         with open(path) as handle:
             return loads(handle.read(), path)
     except FileNotFoundError as exc:
-        raise VerifyError("Failed to read manifest %s: it does not exist; an artifact without a manifest is not a backup" % path) from exc
+        raise VerifyError(
+            "Failed to read manifest %s: it does not exist; an artifact without a manifest is not a backup" % path
+        ) from exc
 
 
 def age_seconds(doc, now=None):

@@ -54,8 +54,7 @@ def _passfile_passwords(path):
 class DRModule:
     """Composition wrapper around AnsibleModule for diagnosticpro.dr modules."""
 
-    def __init__(self, argument_spec, requires=(), secret_files=(), passfiles=(), supports_check_mode=True,
-                 **kwargs):
+    def __init__(self, argument_spec, requires=(), secret_files=(), passfiles=(), supports_check_mode=True, **kwargs):
         self.module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=supports_check_mode, **kwargs)
         self.params = self.module.params
         self.check_mode = self.module.check_mode

@@ -96,8 +96,13 @@ class Conn:
                 )
 
     def params(self, dbname):
-        params = {"host": self.host, "port": self.port, "dbname": dbname, "connect_timeout": self.connect_timeout,
-                  "application_name": "diagnosticpro.dr"}
+        params = {
+            "host": self.host,
+            "port": self.port,
+            "dbname": dbname,
+            "connect_timeout": self.connect_timeout,
+            "application_name": "diagnosticpro.dr",
+        }
         if self.user:
             params["user"] = self.user
         if self.password_file:
@@ -108,8 +113,9 @@ class Conn:
         try:
             conn = psycopg2.connect(**self.params(dbname))
         except psycopg2.OperationalError as exc:
-            raise ConfigError("Failed to connect to %s:%s/%s: %s" % (self.host, self.port, dbname,
-                                                                    str(exc).strip().splitlines()[0])) from exc
+            raise ConfigError(
+                "Failed to connect to %s:%s/%s: %s" % (self.host, self.port, dbname, str(exc).strip().splitlines()[0])
+            ) from exc
         conn.autocommit = autocommit
         return conn
 
@@ -129,8 +135,12 @@ class Conn:
         return env
 
     def is_ready(self):
-        result = subprocess.run([tool("pg_isready"), "-h", self.host, "-p", str(self.port), "-t", "5"],
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            [tool("pg_isready"), "-h", self.host, "-p", str(self.port), "-t", "5"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return result.returncode == 0, result.stdout.strip()
 
 
@@ -150,8 +160,9 @@ def user_tables(cur):
 def row_counts(cur):
     counts = {}
     for schema, table in user_tables(cur):
-        cur.execute(pgsql.SQL("SELECT count(*) FROM ONLY {}.{}").format(pgsql.Identifier(schema),
-                                                                      pgsql.Identifier(table)))
+        cur.execute(
+            pgsql.SQL("SELECT count(*) FROM ONLY {}.{}").format(pgsql.Identifier(schema), pgsql.Identifier(table))
+        )
         counts["%s.%s" % (schema, table)] = cur.fetchone()[0]
     return counts
 
@@ -173,8 +184,12 @@ def exported_snapshot(conn_params, dbname):
         )
         snapshot, data_ts, version, version_num, db_size = cur.fetchone()
         yield {
-            "cursor": cur, "snapshot": snapshot, "data_timestamp": data_ts, "server_version": version,
-            "server_version_num": version_num, "database_size": db_size,
+            "cursor": cur,
+            "snapshot": snapshot,
+            "data_timestamp": data_ts,
+            "server_version": version,
+            "server_version_num": version_num,
+            "database_size": db_size,
         }
     except psycopg2.Error as exc:
         raise DumpError("Failed to open a snapshot of %s: %s" % (dbname, str(exc).strip())) from exc
@@ -196,9 +211,7 @@ def table_count(conn_params, dbname):
 
 
 def other_sessions(cur, name):
-    cur.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)
-    )
+    cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
     return cur.fetchone()[0]
 
 
@@ -238,11 +251,19 @@ def run_checks(conn, checks):
             count = len(rows) + (len(cur.fetchall()) if cur.description else 0)
         except psycopg2.Error as exc:
             conn.rollback() if not conn.autocommit else None
-            results.append({"name": check["name"], "sql": check["sql"], "rows": None, "ok": False,
-                            "error": str(exc).strip()})
+            results.append(
+                {"name": check["name"], "sql": check["sql"], "rows": None, "ok": False, "error": str(exc).strip()}
+            )
             continue
-        results.append({"name": check["name"], "sql": check["sql"], "rows": count, "ok": count == 0,
-                        "sample": [list(map(str, row)) for row in rows]})
+        results.append(
+            {
+                "name": check["name"],
+                "sql": check["sql"],
+                "rows": count,
+                "ok": count == 0,
+                "sample": [list(map(str, row)) for row in rows],
+            }
+        )
     return results
 
 

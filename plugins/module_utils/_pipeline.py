@@ -87,8 +87,14 @@ class Stage:
     def start(self, stdin, stdout):
         try:
             self.proc = subprocess.Popen(
-                self.argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=self.env,
-                pass_fds=self.fds, close_fds=True, start_new_session=False,
+                self.argv,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                env=self.env,
+                pass_fds=self.fds,
+                close_fds=True,
+                start_new_session=False,
             )
         finally:
             for fd in self.fds:
@@ -197,8 +203,9 @@ class PipelineError(Exception):
 
 
 class Pipeline:
-    def __init__(self, stages, source=None, sinks=(), progress=None, progress_every=5.0, chunk=CHUNK,
-                 drain_source_on_error=False):
+    def __init__(
+        self, stages, source=None, sinks=(), progress=None, progress_every=5.0, chunk=CHUNK, drain_source_on_error=False
+    ):
         self.stages = list(stages)
         self.source = source
         self.sinks = list(sinks)
@@ -320,8 +327,10 @@ class Pipeline:
                 sink.write(chunk)
             if self.progress and time.monotonic() >= next_report:
                 elapsed = time.monotonic() - self.started
-                self.progress("%.1f MiB written (%.1f MiB/s)" % (self.output.size / 1048576.0,
-                                                                  self.output.size / 1048576.0 / max(elapsed, 1e-6)))
+                self.progress(
+                    "%.1f MiB written (%.1f MiB/s)"
+                    % (self.output.size / 1048576.0, self.output.size / 1048576.0 / max(elapsed, 1e-6))
+                )
                 next_report = time.monotonic() + self.progress_every
         pipe.close()
 

@@ -81,8 +81,10 @@ class Source:
                 raise ConfigError("Failed to read backup %s: no such file" % self.location)
             self.manifest = manifest_mod.read(manifest_mod.manifest_name(self.location))
         if self.manifest.get("kind") != self.kind:
-            raise ConfigError("Failed to restore %s: it is a %s backup, not a %s backup"
-                              % (self.location, self.manifest.get("kind"), self.kind))
+            raise ConfigError(
+                "Failed to restore %s: it is a %s backup, not a %s backup"
+                % (self.location, self.manifest.get("kind"), self.kind)
+            )
         return self.manifest
 
     def chunks(self, chunk=CHUNK):
@@ -183,8 +185,17 @@ def _admin(conn, maintenance_db):
     return contextlib.closing(conn.connect(maintenance_db))
 
 
-def verify(conn, candidates, decryption, checks=(), gcs=None, maintenance_db="postgres", progress=None,
-           check_mode=False, record=None):
+def verify(
+    conn,
+    candidates,
+    decryption,
+    checks=(),
+    gcs=None,
+    maintenance_db="postgres",
+    progress=None,
+    check_mode=False,
+    record=None,
+):
     """Test-restore a backup into a scratch database (always dropped) and check it."""
     progress = progress or (lambda message: None)
     attempts = []
@@ -205,15 +216,20 @@ def verify(conn, candidates, decryption, checks=(), gcs=None, maintenance_db="po
         if not result["ok"]:
             raise VerifyError("Failed to verify %s: %s" % (location, _why_not_ok(result)), partial=result)
         return result
-    raise type(last)("Failed to verify any candidate: " + "; ".join(a["error"] for a in attempts),
-                     partial={"attempts": attempts})
+    raise type(last)(
+        "Failed to verify any candidate: " + "; ".join(a["error"] for a in attempts), partial={"attempts": attempts}
+    )
 
 
 def _why_not_ok(result):
-    bad_tables = ["%s (expected %s, got %s)" % (n, t["expected"], t["actual"])
-                  for n, t in result["tables"].items() if not t["ok"]]
-    bad_checks = ["%s (%s rows%s)" % (c["name"], c["rows"], (", " + c["error"]) if c.get("error") else "")
-                  for c in result["checks"] if not c["ok"]]
+    bad_tables = [
+        "%s (expected %s, got %s)" % (n, t["expected"], t["actual"]) for n, t in result["tables"].items() if not t["ok"]
+    ]
+    bad_checks = [
+        "%s (%s rows%s)" % (c["name"], c["rows"], (", " + c["error"]) if c.get("error") else "")
+        for c in result["checks"]
+        if not c["ok"]
+    ]
     parts = []
     if bad_tables:
         parts.append("row counts differ for " + ", ".join(bad_tables))
@@ -227,9 +243,18 @@ def _verify_one(conn, source, decryption, checks, maintenance_db, progress, chec
     t0 = time.monotonic()
     if check_mode:
         timings = stream_restore(source, decryption, conn, None, progress)
-        return {"changed": False, "ok": True, "backup_id": manifest["backup_id"], "source": source.location,
-                "scratch_database": None, "tables": {}, "checks": [], "rows_verified": 0,
-                "sha256_verified": True, "timings": timings}
+        return {
+            "changed": False,
+            "ok": True,
+            "backup_id": manifest["backup_id"],
+            "source": source.location,
+            "scratch_database": None,
+            "tables": {},
+            "checks": [],
+            "rows_verified": 0,
+            "sha256_verified": True,
+            "timings": timings,
+        }
     scratch = "dr_verify_%s_%s" % (_short(manifest["backup_id"]), secrets.token_hex(3))
     with _admin(conn, maintenance_db) as admin:
         create_database(admin.cursor(), scratch)
@@ -247,9 +272,16 @@ def _verify_one(conn, source, decryption, checks, maintenance_db, progress, chec
     timings["total"] = round(time.monotonic() - t0, 3)
     ok = all(t["ok"] for t in tables.values()) and all(c["ok"] for c in check_results)
     return {
-        "changed": False, "ok": ok, "backup_id": manifest["backup_id"], "source": source.location,
-        "scratch_database": scratch, "tables": tables, "checks": check_results, "sha256_verified": True,
-        "rows_verified": sum(t["actual"] or 0 for t in tables.values()), "timings": timings,
+        "changed": False,
+        "ok": ok,
+        "backup_id": manifest["backup_id"],
+        "source": source.location,
+        "scratch_database": scratch,
+        "tables": tables,
+        "checks": check_results,
+        "sha256_verified": True,
+        "rows_verified": sum(t["actual"] or 0 for t in tables.values()),
+        "timings": timings,
         "data_timestamp": manifest.get("source", {}).get("data_timestamp"),
     }
 
@@ -261,10 +293,14 @@ def record_in_gcs(source, result):
     _gcs, client = source._gcs_client()
     bucket, name = _gcs.parse_url(source.location)
     doc = {
-        "backup_id": result["backup_id"], "ok": result["ok"], "verified_at": manifest_mod.isoformat(manifest_mod.utcnow()),
-        "sha256": source.manifest["artifact"]["sha256"], "tables": result["tables"],
+        "backup_id": result["backup_id"],
+        "ok": result["ok"],
+        "verified_at": manifest_mod.isoformat(manifest_mod.utcnow()),
+        "sha256": source.manifest["artifact"]["sha256"],
+        "tables": result["tables"],
         "checks": [{k: c.get(k) for k in ("name", "rows", "ok")} for c in result["checks"]],
-        "timings": result["timings"], "tool": {"name": "diagnosticpro.dr", "module": "backup_verify"},
+        "timings": result["timings"],
+        "tool": {"name": "diagnosticpro.dr", "module": "backup_verify"},
     }
     return _gcs.write_record(client, bucket, _gcs.verify_record_name(name), json.dumps(doc, indent=2))["url"]
 
@@ -279,8 +315,20 @@ def _as_list(candidates):
     return items
 
 
-def restore(conn, candidates, database, decryption, clean=False, snapshot=None, keep_previous=True,
-            gcs=None, maintenance_db="postgres", no_owner=False, progress=None, check_mode=False):
+def restore(
+    conn,
+    candidates,
+    database,
+    decryption,
+    clean=False,
+    snapshot=None,
+    keep_previous=True,
+    gcs=None,
+    maintenance_db="postgres",
+    no_owner=False,
+    progress=None,
+    check_mode=False,
+):
     """Restore the first good candidate into ``database`` through a staging database.
 
     ``snapshot``: None, or kwargs for ``_dump.dump`` (dest, encryption, ...) to back up the
@@ -298,12 +346,12 @@ def restore(conn, candidates, database, decryption, clean=False, snapshot=None, 
             raise RestoreError(
                 "Failed to restore into %s: the database is not empty (%d tables)" % (database, tables_now),
                 hint="Set clean: true to replace it (the current database is kept as %s_pre_<timestamp> "
-                     "unless keep_previous is false)" % database,
+                "unless keep_previous is false)" % database,
             )
         if exists and other_sessions(cur, database):
             raise RestoreError(
-                "Failed to restore into %s: %d other sessions are connected to it" % (database,
-                                                                                    other_sessions(cur, database)),
+                "Failed to restore into %s: %d other sessions are connected to it"
+                % (database, other_sessions(cur, database)),
                 hint="Stop the application first (k8s_scale_restore state=scaled_down) and retry",
             )
         owner = database_owner(cur, database) if exists else None
@@ -311,8 +359,15 @@ def restore(conn, candidates, database, decryption, clean=False, snapshot=None, 
         source = Source(_as_list(candidates)[0], gcs)
         manifest = source.resolve()
         decryption.preflight(manifest.get("encryption"))
-        return {"changed": True, "backup_id": manifest["backup_id"], "source": source.location,
-                "database": database, "snapshot": None, "previous_database": None, "attempts": []}
+        return {
+            "changed": True,
+            "backup_id": manifest["backup_id"],
+            "source": source.location,
+            "database": database,
+            "snapshot": None,
+            "previous_database": None,
+            "attempts": [],
+        }
 
     snap = None
     if snapshot and exists and tables_now:
@@ -334,8 +389,10 @@ def restore(conn, candidates, database, decryption, clean=False, snapshot=None, 
             tables = compare_counts(conn, staging, manifest)
             bad = [n for n, t in tables.items() if not t["ok"]]
             if bad:
-                raise VerifyError("Failed to verify the restore of %s: row counts differ for %s"
-                                  % (manifest["backup_id"], ", ".join(bad)))
+                raise VerifyError(
+                    "Failed to verify the restore of %s: row counts differ for %s"
+                    % (manifest["backup_id"], ", ".join(bad))
+                )
         except (IntegrityError, DownloadError, DecryptError, RestoreError, VerifyError) as exc:
             partial["attempts"].append({"source": location, "error": str(exc)})
             progress("candidate %s failed: %s" % (location, exc))
@@ -352,17 +409,24 @@ def restore(conn, candidates, database, decryption, clean=False, snapshot=None, 
         break
     if chosen is None:
         raise RestoreError(
-            "Failed to restore %s: no candidate could be restored (%s)" % (
-                database, "; ".join(a["error"] for a in partial["attempts"])),
+            "Failed to restore %s: no candidate could be restored (%s)"
+            % (database, "; ".join(a["error"] for a in partial["attempts"])),
             partial=partial,
             hint="%s is unchanged%s" % (database, ("; pre-restore snapshot: %s" % snap["path"]) if snap else ""),
         )
     location, manifest, timings, tables = chosen
     previous = _swap_in(conn, maintenance_db, staging, database, exists, keep_previous, progress, partial)
     return {
-        "changed": True, "backup_id": manifest["backup_id"], "source": location, "database": database,
-        "snapshot": snap, "previous_database": previous, "attempts": partial["attempts"], "tables": tables,
-        "rows_restored": sum(t["actual"] or 0 for t in tables.values()), "timings": timings,
+        "changed": True,
+        "backup_id": manifest["backup_id"],
+        "source": location,
+        "database": database,
+        "snapshot": snap,
+        "previous_database": previous,
+        "attempts": partial["attempts"],
+        "tables": tables,
+        "rows_restored": sum(t["actual"] or 0 for t in tables.values()),
+        "timings": timings,
         "duration_s": round(time.monotonic() - t0, 3),
         "data_timestamp": manifest.get("source", {}).get("data_timestamp"),
     }
@@ -378,7 +442,8 @@ def _swap_in(conn, maintenance_db, staging, database, exists, keep_previous, pro
                 if other_sessions(cur, database):
                     raise RestoreError(
                         "Failed to swap in the restored database: sessions connected to %s appeared" % database,
-                        hint="Stop the application and retry; the restored copy was dropped, %s is unchanged" % database,
+                        hint="Stop the application and retry; the restored copy was dropped, %s is unchanged"
+                        % database,
                     )
                 previous = "%s_pre_%s" % (database[:40], time.strftime("%Y%m%d%H%M%S", time.gmtime()))
                 rename_database(cur, database, previous)

@@ -159,9 +159,15 @@ from ansible_collections.diagnosticpro.dr.plugins.module_utils._restore import r
 def _run(module):
     params = module.params
     return verify(
-        conn_from_params(params), params["backup"], decryption_from_params(params), checks=params["checks"],
-        gcs={key: params[key] for key in GCS_AUTH_SPEC}, maintenance_db=params["maintenance_db"],
-        progress=module.progress, check_mode=module.check_mode, record=record_in_gcs if params["record"] else None,
+        conn_from_params(params),
+        params["backup"],
+        decryption_from_params(params),
+        checks=params["checks"],
+        gcs={key: params[key] for key in GCS_AUTH_SPEC},
+        maintenance_db=params["maintenance_db"],
+        progress=module.progress,
+        check_mode=module.check_mode,
+        record=record_in_gcs if params["record"] else None,
     )
 
 
@@ -172,13 +178,21 @@ def main():
         **DECRYPTION_SPEC,
         **GCS_AUTH_SPEC,
         backup={"type": "list", "elements": "str", "required": True},
-        checks={"type": "list", "elements": "dict", "default": [],
-                "options": {"name": {"type": "str", "required": True}, "sql": {"type": "str", "required": True}}},
+        checks={
+            "type": "list",
+            "elements": "dict",
+            "default": [],
+            "options": {"name": {"type": "str", "required": True}, "sql": {"type": "str", "required": True}},
+        },
         record={"type": "bool", "default": False},
         progress_file={"type": "path"},
     )
-    module = DRModule(argument_spec, requires=("psycopg2", "google-crc32c"),
-                      secret_files=("passphrase_file", "secret_key_passphrase_file"), passfiles=("password_file",))
+    module = DRModule(
+        argument_spec,
+        requires=("psycopg2", "google-crc32c"),
+        secret_files=("passphrase_file", "secret_key_passphrase_file"),
+        passfiles=("password_file",),
+    )
     module.run(_run)
 
 

@@ -179,11 +179,22 @@ def main():
     )
     module = DRModule(argument_spec, requires=("google-crc32c",), secret_files=("passphrase_file",), **ENCRYPTION_RULES)
     params = module.params
-    module.run(lambda m: archive(
-        params["paths"], params["dest"], encryption_from_params(params), params["label"], excludes=params["excludes"],
-        compression=params["compression"], compression_level=params["compression_level"], jobs=params["jobs"],
-        tier=params["tier"], retention_class=params["retention_class"], progress=m.progress, check_mode=m.check_mode,
-    ))
+    module.run(
+        lambda m: archive(
+            params["paths"],
+            params["dest"],
+            encryption_from_params(params),
+            params["label"],
+            excludes=params["excludes"],
+            compression=params["compression"],
+            compression_level=params["compression_level"],
+            jobs=params["jobs"],
+            tier=params["tier"],
+            retention_class=params["retention_class"],
+            progress=m.progress,
+            check_mode=m.check_mode,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -163,15 +163,28 @@ def main():
         tier={"type": "str", "choices": ["tier1", "tier2", "tier3", "tier4"], "default": "tier2"},
         retention_class={"type": "str", "choices": ["hot", "warm", "cold", "frozen"], "default": "hot"},
     )
-    module = DRModule(argument_spec, requires=("kubernetes", "yaml", "google-crc32c"),
-                      secret_files=("passphrase_file",), **ENCRYPTION_RULES)
+    module = DRModule(
+        argument_spec,
+        requires=("kubernetes", "yaml", "google-crc32c"),
+        secret_files=("passphrase_file",),
+        **ENCRYPTION_RULES,
+    )
     params = module.params
-    module.run(lambda m: backup(
-        connect(params["kubeconfig"], params["context"]), params["namespace"], params["dest"],
-        encryption_from_params(params), label=params["label"], kinds=params["kinds"],
-        compression=params["compression"], tier=params["tier"], retention_class=params["retention_class"],
-        progress=m.progress, check_mode=m.check_mode,
-    ))
+    module.run(
+        lambda m: backup(
+            connect(params["kubeconfig"], params["context"]),
+            params["namespace"],
+            params["dest"],
+            encryption_from_params(params),
+            label=params["label"],
+            kinds=params["kinds"],
+            compression=params["compression"],
+            tier=params["tier"],
+            retention_class=params["retention_class"],
+            progress=m.progress,
+            check_mode=m.check_mode,
+        )
+    )
 
 
 if __name__ == "__main__":

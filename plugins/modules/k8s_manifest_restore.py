@@ -92,9 +92,16 @@ from ansible_collections.diagnosticpro.dr.plugins.module_utils._restore import S
 def _run(module):
     params = module.params
     source = Source(params["backup"], {key: params[key] for key in GCS_AUTH_SPEC}, kind="kubernetes")
-    return restore(connect(params["kubeconfig"], params["context"]), source, decryption_from_params(params),
-                   namespace=params["namespace"], kinds=params["kinds"], names=params["names"],
-                   check_mode=module.check_mode, progress=module.progress)
+    return restore(
+        connect(params["kubeconfig"], params["context"]),
+        source,
+        decryption_from_params(params),
+        namespace=params["namespace"],
+        kinds=params["kinds"],
+        names=params["names"],
+        check_mode=module.check_mode,
+        progress=module.progress,
+    )
 
 
 def main():
@@ -107,8 +114,11 @@ def main():
         kinds={"type": "list", "elements": "str", "choices": list(KINDS), "default": list(KINDS)},
         names={"type": "list", "elements": "str"},
     )
-    module = DRModule(argument_spec, requires=("kubernetes", "yaml", "google-crc32c"),
-                      secret_files=("passphrase_file", "secret_key_passphrase_file"))
+    module = DRModule(
+        argument_spec,
+        requires=("kubernetes", "yaml", "google-crc32c"),
+        secret_files=("passphrase_file", "secret_key_passphrase_file"),
+    )
     module.run(_run)
 
 

@@ -206,16 +206,27 @@ def main():
         wait_timeout={"type": "int", "default": 300},
         hpa_mode={"type": "str", "choices": list(HPA_MODES), "default": "suspend"},
     )
-    module = DRModule(argument_spec, requires=("kubernetes",), mutually_exclusive=[("name", "label_selector")],
-                      required_one_of=[("name", "label_selector")])
+    module = DRModule(
+        argument_spec,
+        requires=("kubernetes",),
+        mutually_exclusive=[("name", "label_selector")],
+        required_one_of=[("name", "label_selector")],
+    )
     params = module.params
 
     def run(m):
         result = scale_workloads(
-            connect(params["kubeconfig"], params["context"]), params["namespace"], params["state"],
-            name=params["name"], label_selector=params["label_selector"], kinds=params["kinds"],
-            wait=params["wait"], wait_timeout=params["wait_timeout"], hpa_mode=params["hpa_mode"],
-            check_mode=m.check_mode, progress=m.progress,
+            connect(params["kubeconfig"], params["context"]),
+            params["namespace"],
+            params["state"],
+            name=params["name"],
+            label_selector=params["label_selector"],
+            kinds=params["kinds"],
+            wait=params["wait"],
+            wait_timeout=params["wait_timeout"],
+            hpa_mode=params["hpa_mode"],
+            check_mode=m.check_mode,
+            progress=m.progress,
         )
         for warning in result.pop("warnings"):
             m.warn(warning)

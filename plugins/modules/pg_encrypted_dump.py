@@ -66,7 +66,9 @@ options:
     description: First part of the backup id and file name; defaults to O(database).
     type: str
   tier:
-    description: Data tier from the DR procedures (RPO tier1 15 min, tier2 1 h, tier3 4 h, tier4 24 h), recorded in the manifest.
+    description:
+      - Data tier from the DR procedures (RPO tier1 15 min, tier2 1 h, tier3 4 h, tier4 24 h), recorded in the
+        manifest.
     type: str
     choices: [tier1, tier2, tier3, tier4]
     default: tier1
@@ -195,15 +197,30 @@ def main():
         retention_class={"type": "str", "choices": ["hot", "warm", "cold", "frozen"], "default": "hot"},
         progress_file={"type": "path"},
     )
-    module = DRModule(argument_spec, requires=("psycopg2", "google-crc32c"), secret_files=("passphrase_file",),
-                      passfiles=("password_file",), **ENCRYPTION_RULES)
+    module = DRModule(
+        argument_spec,
+        requires=("psycopg2", "google-crc32c"),
+        secret_files=("passphrase_file",),
+        passfiles=("password_file",),
+        **ENCRYPTION_RULES,
+    )
     params = module.params
-    module.run(lambda m: dump(
-        conn_from_params(params), params["database"], params["dest"], encryption_from_params(params),
-        compression=params["compression"], compression_level=params["compression_level"], jobs=params["jobs"],
-        tier=params["tier"], retention_class=params["retention_class"], label=params["label"],
-        progress=m.progress, check_mode=m.check_mode,
-    ))
+    module.run(
+        lambda m: dump(
+            conn_from_params(params),
+            params["database"],
+            params["dest"],
+            encryption_from_params(params),
+            compression=params["compression"],
+            compression_level=params["compression_level"],
+            jobs=params["jobs"],
+            tier=params["tier"],
+            retention_class=params["retention_class"],
+            label=params["label"],
+            progress=m.progress,
+            check_mode=m.check_mode,
+        )
+    )
 
 
 if __name__ == "__main__":

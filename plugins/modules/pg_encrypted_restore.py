@@ -131,7 +131,8 @@ attempts:
   returned: always
   type: list
   elements: dict
-  sample: [{"source": "gs://diagnosticpro-backups-us-central1/database/x.dump.zst.gpg", "error": "Failed to verify ..."},
+  sample: [{"source": "gs://diagnosticpro-backups-us-central1/database/x.dump.zst.gpg",
+            "error": "Failed to verify ..."},
            {"source": "gs://diagnosticpro-backups-us-east1/database/x.dump.zst.gpg", "error": null}]
 snapshot:
   description: The pre-restore snapshot (path, manifest_path, backup_id), or null. Also returned on failure.
@@ -193,19 +194,34 @@ def _snapshot(params):
         return None
     if not params["snapshot_dest"]:
         raise ConfigError("Failed to plan the pre-restore snapshot: snapshot_before needs snapshot_dest")
-    passphrase = params["snapshot_passphrase_file"] or (None if params["snapshot_recipients"] else params["passphrase_file"])
-    return {"dest": params["snapshot_dest"], "encryption": Encryption(
-        passphrase_file=passphrase, recipients=params["snapshot_recipients"],
-        public_key_files=params["snapshot_public_key_files"])}
+    passphrase = params["snapshot_passphrase_file"] or (
+        None if params["snapshot_recipients"] else params["passphrase_file"]
+    )
+    return {
+        "dest": params["snapshot_dest"],
+        "encryption": Encryption(
+            passphrase_file=passphrase,
+            recipients=params["snapshot_recipients"],
+            public_key_files=params["snapshot_public_key_files"],
+        ),
+    }
 
 
 def _run(module):
     params = module.params
     return restore(
-        conn_from_params(params), params["backup"], params["database"], decryption_from_params(params),
-        clean=params["clean"], snapshot=_snapshot(params), keep_previous=params["keep_previous"],
-        gcs={key: params[key] for key in GCS_AUTH_SPEC}, maintenance_db=params["maintenance_db"],
-        no_owner=params["no_owner"], progress=module.progress, check_mode=module.check_mode,
+        conn_from_params(params),
+        params["backup"],
+        params["database"],
+        decryption_from_params(params),
+        clean=params["clean"],
+        snapshot=_snapshot(params),
+        keep_previous=params["keep_previous"],
+        gcs={key: params[key] for key in GCS_AUTH_SPEC},
+        maintenance_db=params["maintenance_db"],
+        no_owner=params["no_owner"],
+        progress=module.progress,
+        check_mode=module.check_mode,
     )
 
 
@@ -227,9 +243,13 @@ def main():
         snapshot_public_key_files={"type": "list", "elements": "path"},
         progress_file={"type": "path"},
     )
-    module = DRModule(argument_spec, requires=("psycopg2", "google-crc32c"),
-                      secret_files=("passphrase_file", "secret_key_passphrase_file", "snapshot_passphrase_file"),
-                      passfiles=("password_file",), mutually_exclusive=[["snapshot_passphrase_file", "snapshot_recipients"]])
+    module = DRModule(
+        argument_spec,
+        requires=("psycopg2", "google-crc32c"),
+        secret_files=("passphrase_file", "secret_key_passphrase_file", "snapshot_passphrase_file"),
+        passfiles=("password_file",),
+        mutually_exclusive=[["snapshot_passphrase_file", "snapshot_recipients"]],
+    )
     module.run(_run)
 
 

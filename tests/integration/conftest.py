@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import tempfile
 
 import pytest
+from psycopg2 import sql
 
 from ansible_collections.diagnosticpro.dr.plugins.module_utils import _gcs, _pg
 from sandbox import datagen
@@ -35,8 +35,14 @@ def fresh_db_name(pg):
     """A database name no test used before; dropped afterwards with whatever was renamed from it."""
     name = "t_%s" % secrets.token_hex(4)
     yield name
-    for db in pg.psql("SELECT datname FROM pg_database WHERE datname LIKE '%s%%'" % name).split():
-        pg.psql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % db)
+    admin = pg.connect()
+    try:
+        cur = admin.cursor()
+        cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (name,))
+        for (db,) in cur.fetchall():
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+    finally:
+        admin.close()
 
 
 @pytest.fixture()

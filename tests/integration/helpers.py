@@ -13,12 +13,15 @@ from sandbox import datagen
 
 def symmetric(keys):
     return _crypto.Encryption(passphrase_file=keys["passphrase_file"]), _crypto.Decryption(
-        passphrase_file=keys["passphrase_file"])
+        passphrase_file=keys["passphrase_file"]
+    )
 
 
 def public_key(keys):
-    return (_crypto.Encryption(recipients=[keys["fingerprint"]], public_key_files=[keys["public_key_file"]]),
-            _crypto.Decryption(secret_key_file=keys["secret_key_file"]))
+    return (
+        _crypto.Encryption(recipients=[keys["fingerprint"]], public_key_files=[keys["public_key_file"]]),
+        _crypto.Decryption(secret_key_file=keys["secret_key_file"]),
+    )
 
 
 ENCRYPTION_MODES = {"symmetric": symmetric, "public-key": public_key}

@@ -29,13 +29,29 @@ def sandbox():
     base = tempfile.mkdtemp(prefix="dr-test-appbk-", dir="/tmp")
     os.chmod(base, 0o711)  # noqa: S103 - the PostgreSQL OS user must traverse it
     root = os.path.join(base, "s")
-    ports = {"SANDBOX_PG_PORT": free_port(), "SANDBOX_GCS_PORT": free_port(), "SANDBOX_K8S_PORT": free_port(),
-             "SANDBOX_HEALTH_PORT": free_port()}
-    env = dict(os.environ, SANDBOX_DIR=root, HOME=base, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-               ANSIBLE_NOCOLOR="1", PATH=BIN + os.pathsep + os.environ["PATH"],
-               **{k: str(v) for k, v in ports.items()})
-    up = subprocess.run([sys.executable, "-m", "sandbox", "up", "--size-mb", "8"], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=300)
+    ports = {
+        "SANDBOX_PG_PORT": free_port(),
+        "SANDBOX_GCS_PORT": free_port(),
+        "SANDBOX_K8S_PORT": free_port(),
+        "SANDBOX_HEALTH_PORT": free_port(),
+    }
+    env = dict(
+        os.environ,
+        SANDBOX_DIR=root,
+        HOME=base,
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        PATH=BIN + os.pathsep + os.environ["PATH"],
+        **{k: str(v) for k, v in ports.items()},
+    )
+    up = subprocess.run(
+        [sys.executable, "-m", "sandbox", "up", "--size-mb", "8"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         yield {"root": root, "env": env, "base": base}
@@ -45,15 +61,32 @@ def sandbox():
 
 
 def kubectl(sandbox, *args, stdin=None):
-    return subprocess.run([os.path.join(BIN, "kubectl"), "--kubeconfig", os.path.join(sandbox["root"], "k8s/kubeconfig"),
-                           "-n", "diagnosticpro", *args], env=sandbox["env"], input=stdin, capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        [
+            os.path.join(BIN, "kubectl"),
+            "--kubeconfig",
+            os.path.join(sandbox["root"], "k8s/kubeconfig"),
+            "-n",
+            "diagnosticpro",
+            *args,
+        ],
+        env=sandbox["env"],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def playbook(sandbox, name, *extra):
-    return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "inventories/sandbox",
-                           "playbooks/%s.yml" % name, *extra], cwd=REPO, env=sandbox["env"], capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [os.path.join(BIN, "ansible-playbook"), "-i", "inventories/sandbox", "playbooks/%s.yml" % name, *extra],
+        cwd=REPO,
+        env=sandbox["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def live(sandbox, kind, name):
@@ -62,10 +95,21 @@ def live(sandbox, kind, name):
 
 
 def test_application_backup_delete_recover(sandbox):
-    kubectl(sandbox, "apply", "-f", "-", stdin=yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": {"name": "stripe-webhook", "namespace": "diagnosticpro"},
-        "data": {"secret": base64.b64encode(SECRET_VALUE.encode()).decode()}}))
+    kubectl(
+        sandbox,
+        "apply",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {"name": "stripe-webhook", "namespace": "diagnosticpro"},
+                "data": {"secret": base64.b64encode(SECRET_VALUE.encode()).decode()},
+            }
+        ),
+    )
     before = {k: live(sandbox, k, n) for k, n in (("deployment", "diagnosticpro-api"), ("secret", "stripe-webhook"))}
 
     backup = playbook(sandbox, "backup_application")

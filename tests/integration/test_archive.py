@@ -15,8 +15,11 @@ from tests.integration.helpers import kill_when_running, ls, symmetric
 def app_dir(tmp_path):
     root = tmp_path / "opt" / "diagnosticpro"
     for rel, content in {
-        "server.js": "console.log('diagnosticpro')\n", "k8s/deployment.yaml": "kind: Deployment\n",
-        "node_modules/left-pad/index.js": "x\n", "logs/app.log": "noise\n", "tmp/cache.bin": "junk\n",
+        "server.js": "console.log('diagnosticpro')\n",
+        "k8s/deployment.yaml": "kind: Deployment\n",
+        "node_modules/left-pad/index.js": "x\n",
+        "logs/app.log": "noise\n",
+        "tmp/cache.bin": "junk\n",
         "config/settings.json": '{"region": "us-central1"}\n',
     }.items():
         path = root / rel
@@ -32,9 +35,24 @@ def test_archive_honours_excludes_and_unpacks_with_stock_tools(app_dir, keys, de
     assert doc["kind"] == "files" and doc["files"]["paths"] == [app_dir]
     out = tmp_path / "unpacked"
     out.mkdir()
-    subprocess.run(
-        "gpg --batch --pinentry-mode loopback --passphrase-file %s --decrypt %s | zstd -d -c | tar -x -C %s"
-        % (keys["passphrase_file"], result["path"], out), shell=True, check=True, capture_output=True)  # noqa: S602
+    gpg = subprocess.Popen(
+        [
+            "gpg",
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase-file",
+            keys["passphrase_file"],
+            "--decrypt",
+            result["path"],
+        ],
+        stdout=subprocess.PIPE,
+    )
+    zstd = subprocess.Popen(["zstd", "-d", "-c"], stdin=gpg.stdout, stdout=subprocess.PIPE)
+    gpg.stdout.close()
+    subprocess.run(["tar", "-x", "-C", str(out)], stdin=zstd.stdout, check=True)
+    zstd.stdout.close()
+    assert zstd.wait() == 0 and gpg.wait() == 0
     unpacked = out / app_dir.lstrip("/")
     files = sorted(str(p.relative_to(unpacked)) for p in unpacked.rglob("*") if p.is_file())
     assert files == ["config/settings.json", "k8s/deployment.yaml", "server.js"]

@@ -37,6 +37,7 @@ def _assert_no_backup(dest):
 
 # -- the backup side --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("victim", ["pg_dump", "gpg"])
 def test_stage_killed_midway_leaves_nothing(source_db, conn, keys, dest, victim):
     encryption, _ = symmetric(keys)
@@ -98,6 +99,7 @@ def test_check_mode_writes_nothing(source_db, conn, keys, dest):
 
 # -- the restore side -------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def uploaded(source_db, pg, keys, buckets, gcs):
     """One good backup in all three buckets."""
@@ -136,8 +138,9 @@ def test_flipped_byte_refused_by_verify_and_restore(pg, conn, keys, corrupt_copy
     assert databases(pg) == before, "a scratch or staging database was left behind"
 
 
-def test_flipped_byte_in_stored_object_falls_back_to_next_region(pg, conn, keys, uploaded, gcs, gcs_opts,
-                                                                fresh_db_name, source_db):
+def test_flipped_byte_in_stored_object_falls_back_to_next_region(
+    pg, conn, keys, uploaded, gcs, gcs_opts, fresh_db_name, source_db
+):
     bucket, name = _gcs.parse_url(uploaded["urls"][0])
     stored = gcs.object_path(bucket, name)
     with open(stored, "r+b") as handle:
@@ -188,8 +191,9 @@ def test_clean_restore_keeps_previous_and_snapshot(pg, conn, keys, uploaded, fre
     pg.psql("CREATE DATABASE %s" % fresh_db_name)
     pg.psql("CREATE TABLE precious (id int); INSERT INTO precious VALUES (42)", fresh_db_name)
     encryption, decryption = symmetric(keys)
-    result = _restore.restore(conn, uploaded["path"], fresh_db_name, decryption, clean=True,
-                              snapshot={"dest": dest, "encryption": encryption})
+    result = _restore.restore(
+        conn, uploaded["path"], fresh_db_name, decryption, clean=True, snapshot={"dest": dest, "encryption": encryption}
+    )
     assert checksums(pg, fresh_db_name) == source_db["checksums"]
     previous = result["previous_database"]
     assert previous.startswith(fresh_db_name + "_pre_")

@@ -22,13 +22,24 @@ def readme_block():
 def _run_block(pg, artifact, key, target, corrupt=False):
     script = readme_block()
     # The reader sets these three by hand; everything else runs exactly as printed.
-    script = script.replace('ARTIFACT="$ID.dump.zst.gpg"', 'ARTIFACT=%s' % artifact)
+    script = script.replace('ARTIFACT="$ID.dump.zst.gpg"', "ARTIFACT=%s" % artifact)
     script = script.replace("KEY=/etc/diagnosticpro/keys/backup-encryption.key", "KEY=%s" % key)
     script = script.replace("TARGET=diagnosticpro_restored", "TARGET=%s" % target)
-    env = dict(os.environ, PGHOST=pg.host, PGPORT=str(pg.port), PGUSER=pg.superuser, PGPASSFILE=pg.passfile,
-               PATH=_pg.bindir() + ":" + os.environ["PATH"])
-    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, env=env,
-                          cwd=os.path.dirname(artifact))
+    env = dict(
+        os.environ,
+        PGHOST=pg.host,
+        PGPORT=str(pg.port),
+        PGUSER=pg.superuser,
+        PGPASSFILE=pg.passfile,
+        PATH=_pg.bindir() + ":" + os.environ["PATH"],
+    )
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=os.path.dirname(artifact),
+    )
 
 
 def test_readme_manual_restore(pg, source_db, conn, keys, dest, fresh_db_name):

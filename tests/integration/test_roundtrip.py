@@ -9,14 +9,14 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.diagnosticpro.dr.plugins.module_utils import _dump, _gcs, _restore
-
 from tests.integration.helpers import ENCRYPTION_MODES, checksums, databases
 
 
 @pytest.mark.parametrize("compression", ["zstd", "lz4", "pg_dump", "none"])
 @pytest.mark.parametrize("mode", list(ENCRYPTION_MODES))
-def test_backup_upload_verify_restore(pg, source_db, conn, keys, buckets, gcs_client, gcs_opts, dest, fresh_db_name,
-                                      mode, compression):
+def test_backup_upload_verify_restore(
+    pg, source_db, conn, keys, buckets, gcs_client, gcs_opts, dest, fresh_db_name, mode, compression
+):
     encryption, decryption = ENCRYPTION_MODES[mode](keys)
     backup = _dump.dump(conn, source_db["name"], dest, encryption, compression=compression)
     manifest = backup["manifest"]
@@ -34,9 +34,15 @@ def test_backup_upload_verify_restore(pg, source_db, conn, keys, buckets, gcs_cl
     urls = [u["url"] for u in uploaded["uploads"]]
 
     # Verify from the secondary region, restore from the tertiary: every copy is a backup.
-    verified = _restore.verify(conn, urls[1], decryption, gcs=gcs_opts,
-                               checks=[{"name": "customers without email",
-                                        "sql": "SELECT 1 FROM customers WHERE email IS NULL OR email = ''"}])
+    verified = _restore.verify(
+        conn,
+        urls[1],
+        decryption,
+        gcs=gcs_opts,
+        checks=[
+            {"name": "customers without email", "sql": "SELECT 1 FROM customers WHERE email IS NULL OR email = ''"}
+        ],
+    )
     assert verified["ok"] and verified["rows_verified"] == backup["rows"]
     assert verified["scratch_database"] not in databases(pg)
 

@@ -29,12 +29,27 @@ def sandbox():
     os.chmod(base, 0o711)  # noqa: S103 - the PostgreSQL OS user must traverse it
     root = os.path.join(base, "s")
     ports = {"pg": free_port(), "gcs": free_port(), "k8s": free_port(), "health": free_port()}
-    args = ["--dir", root, "--pg-port", str(ports["pg"]), "--gcs-port", str(ports["gcs"]),
-            "--k8s-port", str(ports["k8s"]), "--health-port", str(ports["health"])]
+    args = [
+        "--dir",
+        root,
+        "--pg-port",
+        str(ports["pg"]),
+        "--gcs-port",
+        str(ports["gcs"]),
+        "--k8s-port",
+        str(ports["k8s"]),
+        "--health-port",
+        str(ports["health"]),
+    ]
 
     def run(command, *extra):
-        return subprocess.run([sys.executable, "-m", "sandbox", command, *args, *extra], cwd=REPO,
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "sandbox", command, *args, *extra],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     first = run("up", "--size-mb", "8")
     try:
@@ -66,8 +81,9 @@ def test_up_starts_everything_and_survives_its_process(sandbox):
 
 def test_app_role_owns_the_loaded_database_and_is_no_superuser(sandbox):
     pg = state(sandbox)["postgres"]
-    conn = psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["user"], dbname=pg["database"],
-                            passfile=pg["passfile"])
+    conn = psycopg2.connect(
+        host=pg["host"], port=pg["port"], user=pg["user"], dbname=pg["database"], passfile=pg["passfile"]
+    )
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = current_user")
@@ -82,8 +98,12 @@ def test_app_role_owns_the_loaded_database_and_is_no_superuser(sandbox):
 
 def test_secrets_are_private_files(sandbox):
     st = state(sandbox)
-    for path in (st["postgres"]["passfile"], st["postgres"]["superuser_passfile"], st["keys"]["passphrase_file"],
-                 st["keys"]["secret_key_file"]):
+    for path in (
+        st["postgres"]["passfile"],
+        st["postgres"]["superuser_passfile"],
+        st["keys"]["passphrase_file"],
+        st["keys"]["secret_key_file"],
+    ):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
     assert stat.S_IMODE(os.stat(st["keys"]["gnupg_home"]).st_mode) == 0o700
     assert len(st["keys"]["fingerprint"]) == 40
@@ -135,15 +155,43 @@ def test_application_is_up_and_healthy(sandbox):
 def test_inventory_points_at_the_sandbox(sandbox):
     """inventories/sandbox resolves, through SANDBOX_* overrides, to the files `up` made."""
     st = state(sandbox)
-    env = dict(os.environ, SANDBOX_DIR=sandbox["root"], SANDBOX_PG_PORT=str(sandbox["ports"]["pg"]),
-               SANDBOX_GCS_PORT=str(sandbox["ports"]["gcs"]), ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
-    wanted = ("dr_db_port", "dr_db_user", "dr_db_password_file", "dr_passphrase_file", "dr_secret_key_file",
-              "dr_gcs_endpoint", "dr_backup_dir", "sandbox_backup_recipient")
+    env = dict(
+        os.environ,
+        SANDBOX_DIR=sandbox["root"],
+        SANDBOX_PG_PORT=str(sandbox["ports"]["pg"]),
+        SANDBOX_GCS_PORT=str(sandbox["ports"]["gcs"]),
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+    )
+    wanted = (
+        "dr_db_port",
+        "dr_db_user",
+        "dr_db_password_file",
+        "dr_passphrase_file",
+        "dr_secret_key_file",
+        "dr_gcs_endpoint",
+        "dr_backup_dir",
+        "sandbox_backup_recipient",
+    )
     msg = "{{ {%s} | to_json }}" % ", ".join("'%s': %s" % (name, name) for name in wanted)
-    result = subprocess.run([os.path.join(BIN, "ansible"), "-i", os.path.join(REPO, "inventories", "sandbox"),
-                             "localhost", "-m", "ansible.builtin.debug", "-a", "msg=" + msg],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            os.path.join(BIN, "ansible"),
+            "-i",
+            os.path.join(REPO, "inventories", "sandbox"),
+            "localhost",
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "msg=" + msg,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     task = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     resolved = task["msg"] if isinstance(task["msg"], dict) else json.loads(task["msg"])

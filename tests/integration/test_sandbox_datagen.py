@@ -16,13 +16,13 @@ SIZE_MB = 8
 # Every foreign key, as an anti-join that must find nothing.
 ORPHANS = {
     "submission without customer": "SELECT s.id FROM diagnostic_submissions s LEFT JOIN customers c "
-                                   "ON c.id = s.customer_id WHERE c.id IS NULL",
+    "ON c.id = s.customer_id WHERE c.id IS NULL",
     "analysis without submission": "SELECT a.id FROM ai_analysis_results a LEFT JOIN diagnostic_submissions s "
-                                   "ON s.id = a.submission_id WHERE s.id IS NULL",
+    "ON s.id = a.submission_id WHERE s.id IS NULL",
     "payment of another customer": "SELECT p.id FROM payment_transactions p JOIN diagnostic_submissions s "
-                                   "ON s.id = p.submission_id WHERE s.customer_id <> p.customer_id",
+    "ON s.id = p.submission_id WHERE s.customer_id <> p.customer_id",
     "session without customer": "SELECT u.id FROM user_sessions u LEFT JOIN customers c "
-                                "ON c.id = u.customer_id WHERE c.id IS NULL",
+    "ON c.id = u.customer_id WHERE c.id IS NULL",
 }
 
 
@@ -81,14 +81,20 @@ def test_no_orphans(pg, loaded, check):
 
 def test_schema_objects_a_restore_must_rebuild(pg, loaded):
     name, _ = loaded
-    constraints = dict(query(pg, name, "SELECT contype, count(*) FROM pg_constraint "
-                                       "WHERE connamespace = 'public'::regnamespace GROUP BY contype"))
+    constraints = dict(
+        query(
+            pg,
+            name,
+            "SELECT contype, count(*) FROM pg_constraint WHERE connamespace = 'public'::regnamespace GROUP BY contype",
+        )
+    )
     assert constraints["p"] == len(datagen.TABLES) and constraints["f"] == 5 and constraints["u"] == 4
     assert query(pg, name, "SELECT count(*) FROM pg_constraint WHERE NOT convalidated") == [(0,)]
     indexes = {row[0] for row in query(pg, name, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
     assert "diagnostic_submissions_symptoms_idx" in indexes and len(indexes) >= 18
-    assert query(pg, name, "SELECT count(*) FROM customer_revenue") == [(query(
-        pg, name, "SELECT count(*) FROM customers")[0][0],)]
+    assert query(pg, name, "SELECT count(*) FROM customer_revenue") == [
+        (query(pg, name, "SELECT count(*) FROM customers")[0][0],)
+    ]
     assert query(pg, name, "SELECT customer_lifetime_value(1) >= 0") == [(True,)]
     conn = pg.connect(name)
     try:
@@ -104,8 +110,10 @@ def test_identity_sequences_continue_after_loaded_ids(pg, new_db):
     conn = pg.connect(name)
     try:
         with conn.cursor() as cur:
-            cur.execute("INSERT INTO customers (email, name, country) VALUES ('new@example.com', 'New', 'US') "
-                        "RETURNING id, (SELECT max(id) FROM customers)")
+            cur.execute(
+                "INSERT INTO customers (email, name, country) VALUES ('new@example.com', 'New', 'US') "
+                "RETURNING id, (SELECT max(id) FROM customers)"
+            )
             new_id, previous_max = cur.fetchone()
             assert new_id == previous_max + 1
             cur.execute("UPDATE customers SET name = 'Renamed' WHERE id = 1 RETURNING updated_at > created_at")
@@ -137,7 +145,11 @@ def test_dump_compresses_like_real_data(pg, new_db):
     name = new_db()
     datagen.load(pg.conninfo(name), 24)
     env = dict(os.environ, PGPASSFILE=pg.passfile)
-    dump = subprocess.run([os.path.join(pg.bindir, "pg_dump"), "-h", pg.host, "-p", str(pg.port), "-U",
-                           pg.superuser, "-Fc", "-Z0", name], check=True, capture_output=True, env=env).stdout
+    dump = subprocess.run(
+        [os.path.join(pg.bindir, "pg_dump"), "-h", pg.host, "-p", str(pg.port), "-U", pg.superuser, "-Fc", "-Z0", name],
+        check=True,
+        capture_output=True,
+        env=env,
+    ).stdout
     packed = subprocess.run(["zstd", "-3", "-c"], input=dump, check=True, capture_output=True).stdout
     assert 3.0 <= len(dump) / len(packed) <= 5.5

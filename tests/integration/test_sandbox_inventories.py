@@ -12,17 +12,37 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REGIONS = ["us-central1", "us-east1", "europe-west1"]
-SHARED = ("dr_db_port", "dr_db_name", "dr_db_user", "dr_db_password_file", "dr_passphrase_file", "dr_buckets",
-          "dr_gcs_prefix", "dr_backup_dir", "dr_backup_tier", "dr_retention_days", "dr_k8s_kubeconfig",
-          "dr_k8s_namespace", "dr_app_workloads", "dr_app_health_url")
+SHARED = (
+    "dr_db_port",
+    "dr_db_name",
+    "dr_db_user",
+    "dr_db_password_file",
+    "dr_passphrase_file",
+    "dr_buckets",
+    "dr_gcs_prefix",
+    "dr_backup_dir",
+    "dr_backup_tier",
+    "dr_retention_days",
+    "dr_k8s_kubeconfig",
+    "dr_k8s_namespace",
+    "dr_app_workloads",
+    "dr_app_health_url",
+)
 
 
 @functools.cache  # read-only results: each inventory is parsed once
 def inventory(name):
     result = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i",
-         os.path.join(REPO, "inventories", name), "--list"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-inventory"),
+            "-i",
+            os.path.join(REPO, "inventories", name),
+            "--list",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg")),
     )
     assert result.returncode == 0, result.stderr
@@ -34,7 +54,8 @@ def inventory(name):
 def test_every_backup_host_has_the_shared_variables(name):
     data = inventory(name)
     hosts = data["backup_hosts"].get("hosts", []) + [
-        host for child in data["backup_hosts"].get("children", []) for host in data[child]["hosts"]]
+        host for child in data["backup_hosts"].get("children", []) for host in data[child]["hosts"]
+    ]
     assert hosts and data["db_primary"]["hosts"]
     for host in hosts:
         hostvars = data["_meta"]["hostvars"][host]
@@ -67,6 +88,5 @@ def test_production_holds_no_secret_values():
             if var.endswith("_file"):
                 assert str(value).startswith("/"), var
     with open(os.path.join(REPO, "inventories", "production", "group_vars", "all", "vault.yml.example")) as handle:
-        values = [line.split(":", 1)[1].strip() for line in handle
-                  if line.startswith("vault_") and ":" in line]
+        values = [line.split(":", 1)[1].strip() for line in handle if line.startswith("vault_") and ":" in line]
     assert values and all(v.startswith(('"<', "|")) for v in values)

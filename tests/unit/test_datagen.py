@@ -17,12 +17,19 @@ SMALL = datagen.counts_for(1)  # the minimum: 20 customers
 
 # Column names of each table, in order, from the DDL the loader runs.
 COLUMNS = {
-    table: [line.split()[0] for line in ddl.splitlines()[1:]
-            if re.match(r"\s+[a-z_]+ ", line) and not line.strip().startswith(("CONSTRAINT", "CHECK"))]
+    table: [
+        line.split()[0]
+        for line in ddl.splitlines()[1:]
+        if re.match(r"\s+[a-z_]+ ", line) and not line.strip().startswith(("CONSTRAINT", "CHECK"))
+    ]
     for table, ddl in datagen.TABLE_DDL.items()
 }
-JSON_COLUMNS = {"diagnostic_submissions": "symptoms", "ai_analysis_results": "recommendations",
-                "payment_transactions": "metadata", "audit_log": "details"}
+JSON_COLUMNS = {
+    "diagnostic_submissions": "symptoms",
+    "ai_analysis_results": "recommendations",
+    "payment_transactions": "metadata",
+    "audit_log": "details",
+}
 
 
 def rows(table, counts=SMALL, seed=1):
@@ -35,12 +42,15 @@ def test_every_table_has_ddl_a_generator_and_one_load_group():
     assert sorted(t for group in datagen.LOAD_GROUPS for t in group) == sorted(datagen.TABLES)
 
 
-@pytest.mark.parametrize("size_mb, base, customers", [
-    (1, 0, 87),                                     # 1 MB / BYTES_PER_UNIT
-    (1, 8 << 20, 20),                               # smaller than an empty database: the minimum
-    (64, 7 << 20, (57 << 20) // datagen.BYTES_PER_UNIT),
-    (3072, 7 << 20, (3065 << 20) // datagen.BYTES_PER_UNIT),
-])
+@pytest.mark.parametrize(
+    "size_mb, base, customers",
+    [
+        (1, 0, 87),  # 1 MB / BYTES_PER_UNIT
+        (1, 8 << 20, 20),  # smaller than an empty database: the minimum
+        (64, 7 << 20, (57 << 20) // datagen.BYTES_PER_UNIT),
+        (3072, 7 << 20, (3065 << 20) // datagen.BYTES_PER_UNIT),
+    ],
+)
 def test_counts_scale_with_size(size_mb, base, customers):
     counts = datagen.counts_for(size_mb, base)
     assert counts["customers"] == customers
@@ -92,10 +102,15 @@ def test_analysis_only_for_processed_and_payment_for_analysed(submission):
     assert datagen.has_payment(submission) or not datagen.has_analysis(submission)
 
 
-@pytest.mark.parametrize("table, column", [
-    ("customers", "email"), ("payment_transactions", "stripe_payment_intent_id"),
-    ("user_sessions", "session_token"), ("email_templates", "name"),
-])
+@pytest.mark.parametrize(
+    "table, column",
+    [
+        ("customers", "email"),
+        ("payment_transactions", "stripe_payment_intent_id"),
+        ("user_sessions", "session_token"),
+        ("email_templates", "name"),
+    ],
+)
 def test_unique_columns_are_unique(table, column):
     values = [f[COLUMNS[table].index(column)] for f in rows(table, datagen.counts_for(4))]
     assert len(set(values)) == len(values)
@@ -109,13 +124,16 @@ def test_same_seed_same_bytes_other_seed_other_bytes():
     assert dump(7) != dump(8)
 
 
-@pytest.mark.parametrize("raw, escaped", [
-    ("plain text", "plain text"),
-    ("two\nlines", "two\\nlines"),
-    ("tab\there", "tab\\there"),
-    ("back\\slash", "back\\\\slash"),
-    ("cr\r\n", "cr\\r\\n"),
-])
+@pytest.mark.parametrize(
+    "raw, escaped",
+    [
+        ("plain text", "plain text"),
+        ("two\nlines", "two\\nlines"),
+        ("tab\there", "tab\\there"),
+        ("back\\slash", "back\\\\slash"),
+        ("cr\r\n", "cr\\r\\n"),
+    ],
+)
 def test_copy_escape(raw, escaped):
     assert datagen.copy_escape(raw) == escaped
 

@@ -64,5 +64,10 @@ def test_archive_excludes_are_anchored_only_when_they_have_a_slash():
     from ansible_collections.diagnosticpro.dr.plugins.module_utils._archive import exclude_args
 
     assert exclude_args(["opt/app"], ["node_modules", "*.log", "tmp/*"]) == [
-        "--no-anchored", "--exclude=node_modules", "--exclude=*.log", "--anchored", "--exclude=opt/app/tmp/*"]
+        "--no-anchored",
+        "--exclude=node_modules",
+        "--exclude=*.log",
+        "--anchored",
+        "--exclude=opt/app/tmp/*",
+    ]
     assert exclude_args(["a", "b"], []) == ["--no-anchored"]

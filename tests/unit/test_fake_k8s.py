@@ -29,38 +29,62 @@ pytestmark = pytest.mark.k8s
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.mark.parametrize("selector, labels, match", [
-    ("app=api", {"app": "api"}, True),
-    ("app==api", {"app": "web"}, False),
-    ("app!=api", {}, True),
-    ("app!=api", {"app": "api"}, False),
-    ("tier in (a, b),app", {"tier": "b", "app": "x"}, True),
-    ("tier in (a,b)", {"tier": "c"}, False),
-    ("tier notin (a,b)", {}, True),
-    ("tier notin (a,b)", {"tier": "a"}, False),
-    ("!canary", {"canary": "1"}, False),
-    ("app.kubernetes.io/part-of=shop", {"app.kubernetes.io/part-of": "shop"}, True),
-    ("", {"any": "thing"}, True),
-])
+@pytest.mark.parametrize(
+    "selector, labels, match",
+    [
+        ("app=api", {"app": "api"}, True),
+        ("app==api", {"app": "web"}, False),
+        ("app!=api", {}, True),
+        ("app!=api", {"app": "api"}, False),
+        ("tier in (a, b),app", {"tier": "b", "app": "x"}, True),
+        ("tier in (a,b)", {"tier": "c"}, False),
+        ("tier notin (a,b)", {}, True),
+        ("tier notin (a,b)", {"tier": "a"}, False),
+        ("!canary", {"canary": "1"}, False),
+        ("app.kubernetes.io/part-of=shop", {"app.kubernetes.io/part-of": "shop"}, True),
+        ("", {"any": "thing"}, True),
+    ],
+)
 def test_label_selectors(selector, labels, match):
     assert labels_match(parse_label_selector(selector), labels) is match
 
 
-@pytest.mark.parametrize("func, target, patch, result", [
-    (merge_patch, {"a": 1, "b": {"c": 2}}, {"b": {"c": None, "d": 3}}, {"a": 1, "b": {"d": 3}}),
-    (merge_patch, {"l": [1, 2]}, {"l": [3]}, {"l": [3]}),
-    (strategic_merge_patch, {"c": [{"name": "a", "image": "1"}, {"name": "b", "image": "1"}]},
-     {"c": [{"name": "b", "image": "2"}], "$setElementOrder/c": [{"name": "a"}, {"name": "b"}]},
-     {"c": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]}),
-    (strategic_merge_patch, {"c": [{"name": "a"}, {"name": "b"}]}, {"c": [{"name": "a", "$patch": "delete"}]},
-     {"c": [{"name": "b"}]}),
-    (json_patch, {"a": {"b": [1, 2]}}, [{"op": "add", "path": "/a/b/-", "value": 3},
-                                        {"op": "add", "path": "/a/c", "value": "x"},
-                                        {"op": "replace", "path": "/a/c", "value": "y"},
-                                        {"op": "remove", "path": "/a/b/0"}], {"a": {"b": [2, 3], "c": "y"}}),
-    (json_patch, {"metadata": {"annotations": {"k8s.io/x": "1"}}},
-     [{"op": "remove", "path": "/metadata/annotations/k8s.io~1x"}], {"metadata": {"annotations": {}}}),
-])
+@pytest.mark.parametrize(
+    "func, target, patch, result",
+    [
+        (merge_patch, {"a": 1, "b": {"c": 2}}, {"b": {"c": None, "d": 3}}, {"a": 1, "b": {"d": 3}}),
+        (merge_patch, {"l": [1, 2]}, {"l": [3]}, {"l": [3]}),
+        (
+            strategic_merge_patch,
+            {"c": [{"name": "a", "image": "1"}, {"name": "b", "image": "1"}]},
+            {"c": [{"name": "b", "image": "2"}], "$setElementOrder/c": [{"name": "a"}, {"name": "b"}]},
+            {"c": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]},
+        ),
+        (
+            strategic_merge_patch,
+            {"c": [{"name": "a"}, {"name": "b"}]},
+            {"c": [{"name": "a", "$patch": "delete"}]},
+            {"c": [{"name": "b"}]},
+        ),
+        (
+            json_patch,
+            {"a": {"b": [1, 2]}},
+            [
+                {"op": "add", "path": "/a/b/-", "value": 3},
+                {"op": "add", "path": "/a/c", "value": "x"},
+                {"op": "replace", "path": "/a/c", "value": "y"},
+                {"op": "remove", "path": "/a/b/0"},
+            ],
+            {"a": {"b": [2, 3], "c": "y"}},
+        ),
+        (
+            json_patch,
+            {"metadata": {"annotations": {"k8s.io/x": "1"}}},
+            [{"op": "remove", "path": "/metadata/annotations/k8s.io~1x"}],
+            {"metadata": {"annotations": {}}},
+        ),
+    ],
+)
 def test_patches(func, target, patch, result):
     assert func(target, patch) == result
 
@@ -75,8 +99,12 @@ def server(tmp_path):
 
 def call(server, method, path, body=None, content_type="application/json"):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(server.url + path, data=data, method=method,  # noqa: S310
-                                     headers={"Content-Type": content_type, "Accept": "application/json"})
+    request = urllib.request.Request(  # noqa: S310 - the fake server on loopback
+        server.url + path,
+        data=data,
+        method=method,  # noqa: S310
+        headers={"Content-Type": content_type, "Accept": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback test server
             return response.status, json.loads(response.read())
@@ -116,30 +144,42 @@ def test_crud_errors_and_versions(server):
     assert code == 404
 
     # Metadata-only change: new resourceVersion, same generation.
-    code, labelled = call(server, "PATCH", DEPLOYMENTS + "/api", {"metadata": {"labels": {"x": "y"}}},
-                          "application/merge-patch+json")
+    code, labelled = call(
+        server, "PATCH", DEPLOYMENTS + "/api", {"metadata": {"labels": {"x": "y"}}}, "application/merge-patch+json"
+    )
     assert code == 200 and labelled["metadata"]["generation"] == 1
     assert int(labelled["metadata"]["resourceVersion"]) > int(obj["metadata"]["resourceVersion"])
     # Spec change bumps generation.
-    code, scaled = call(server, "PATCH", DEPLOYMENTS + "/api/scale", {"spec": {"replicas": 4}},
-                        "application/merge-patch+json")
+    code, scaled = call(
+        server, "PATCH", DEPLOYMENTS + "/api/scale", {"spec": {"replicas": 4}}, "application/merge-patch+json"
+    )
     assert (code, scaled["kind"], scaled["spec"]["replicas"]) == (200, "Scale", 4)
     current = call(server, "GET", DEPLOYMENTS + "/api")[1]
     assert current["metadata"]["generation"] == 2
     # A stale resourceVersion is a conflict, for PUT and for PATCH.
     code, err = call(server, "PUT", DEPLOYMENTS + "/api", obj)
     assert (code, err["reason"]) == (409, "Conflict")
-    code, err = call(server, "PATCH", DEPLOYMENTS + "/api", {"metadata": {"resourceVersion": "1"}},
-                     "application/merge-patch+json")
+    code, err = call(
+        server, "PATCH", DEPLOYMENTS + "/api", {"metadata": {"resourceVersion": "1"}}, "application/merge-patch+json"
+    )
     assert code == 409
     # JSON patch, dry run, server-side apply.
-    code, patched = call(server, "PATCH", DEPLOYMENTS + "/api?dryRun=All",
-                         [{"op": "replace", "path": "/spec/replicas", "value": 9}], "application/json-patch+json")
+    code, patched = call(
+        server,
+        "PATCH",
+        DEPLOYMENTS + "/api?dryRun=All",
+        [{"op": "replace", "path": "/spec/replicas", "value": 9}],
+        "application/json-patch+json",
+    )
     assert code == 200 and patched["spec"]["replicas"] == 9
     assert call(server, "GET", DEPLOYMENTS + "/api")[1]["spec"]["replicas"] == 4
-    code, applied = call(server, "PATCH", "/api/v1/namespaces/default/configmaps/cfg?fieldManager=t",
-                         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "1"}},
-                         "application/apply-patch+yaml")
+    code, applied = call(
+        server,
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/cfg?fieldManager=t",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "1"}},
+        "application/apply-patch+yaml",
+    )
     assert code == 201 and applied["data"] == {"a": "1"}
     code, status = call(server, "DELETE", "/api/v1/namespaces/default/configmaps/cfg")
     assert (code, status["status"]) == (200, "Success")
@@ -162,8 +202,11 @@ def read_watch(server, query, count, timeout=10):
 
 def test_watch_list_initial_events_then_bookmark(server):
     server.apply(workload("Deployment", "api", 0, {"app": "api"}))
-    events = read_watch(server, "?watch=1&sendInitialEvents=true&allowWatchBookmarks=true"
-                                "&resourceVersionMatch=NotOlderThan&timeoutSeconds=2", 2)
+    events = read_watch(
+        server,
+        "?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=2",
+        2,
+    )
     assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
     assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
 
@@ -172,8 +215,13 @@ def test_watch_from_resource_version_and_timeout(server):
     obj = server.apply(workload("Deployment", "api", 0, {"app": "api"}))
     server.apply(dict(obj, spec=dict(obj["spec"], replicas=0, paused=True)))
     started = time.monotonic()
-    with urllib.request.urlopen(server.url + DEPLOYMENTS + "?watch=true&timeoutSeconds=1&resourceVersion="  # noqa: S310
-                                + obj["metadata"]["resourceVersion"], timeout=10) as response:
+    with urllib.request.urlopen(  # noqa: S310 - the fake server on loopback
+        server.url
+        + DEPLOYMENTS
+        + "?watch=true&timeoutSeconds=1&resourceVersion="  # noqa: S310
+        + obj["metadata"]["resourceVersion"],
+        timeout=10,
+    ) as response:
         lines = [json.loads(line) for line in response.read().splitlines() if line.strip()]
     assert 1 <= time.monotonic() - started < 3
     assert lines and lines[0]["type"] == "MODIFIED" and lines[0]["object"]["spec"]["paused"] is True
@@ -187,7 +235,7 @@ def test_controller_pods_follow_spec(server):
     obj = server.get("apps/v1", "Deployment", "api")
     server.apply(dict(obj, spec=dict(obj["spec"], replicas=0)))
     # The counters reach 0 while the pods are still terminating, as in a real cluster.
-    server.wait_for(lambda: (server.get("apps/v1", "Deployment", "api")["status"]["replicas"] == 0))
+    server.wait_for(lambda: server.get("apps/v1", "Deployment", "api")["status"]["replicas"] == 0)
     assert server.pods("default", "app=api"), "pods should linger while terminating"
     assert all(p["metadata"].get("deletionTimestamp") for p in server.pods("default", "app=api"))
     server.wait_for(lambda: server.pods("default", "app=api") == [])
@@ -203,10 +251,18 @@ def test_stuck_workload_never_becomes_ready(server):
 
 def test_hpa_controller_is_strict(server):
     server.apply(workload("Deployment", "api", 0, {"app": "api"}))
-    server.apply({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                  "metadata": {"name": "api", "namespace": "default"},
-                  "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
-                           "minReplicas": 2, "maxReplicas": 4}})
+    server.apply(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "api", "namespace": "default"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
+                "minReplicas": 2,
+                "maxReplicas": 4,
+            },
+        }
+    )
     server.wait_for(lambda: server.get("apps/v1", "Deployment", "api")["spec"]["replicas"] == 2)
     v1 = call(server, "GET", "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/api")[1]
     assert v1["apiVersion"] == "autoscaling/v1" and v1["spec"]["maxReplicas"] == 4
@@ -234,8 +290,12 @@ def test_cli_runs_in_the_foreground_until_sigterm(tmp_path):
     from sandbox.services import free_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox.fake_k8s", "--port", str(port), "--dir", str(tmp_path)],
-                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.fake_k8s", "--port", str(port), "--dir", str(tmp_path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "fake Kubernetes API server on http://127.0.0.1:%d" % port in proc.stdout.readline()
         with urllib.request.urlopen("http://127.0.0.1:%d/version" % port, timeout=5) as response:  # noqa: S310
@@ -249,8 +309,12 @@ def test_cli_runs_in_the_foreground_until_sigterm(tmp_path):
 def test_kubectl_get_gets_a_table(server):
     server.apply(workload("Deployment", "api", 1, {"app": "api"}))
     server.wait_for(lambda: server.get("apps/v1", "Deployment", "api")["status"].get("readyReplicas") == 1)
-    request = urllib.request.Request(server.url + DEPLOYMENTS, headers={  # noqa: S310
-        "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"})
+    request = urllib.request.Request(  # noqa: S310 - the fake server on loopback
+        server.url + DEPLOYMENTS,
+        headers={  # noqa: S310
+            "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        },
+    )
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
         table = json.loads(response.read())
     assert table["kind"] == "Table"
@@ -262,8 +326,12 @@ def test_cli_demo_seed(tmp_path):
     from sandbox.services import free_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox.fake_k8s", "--port", str(port), "--dir", str(tmp_path),
-                             "--demo"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.fake_k8s", "--port", str(port), "--dir", str(tmp_path), "--demo"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         proc.stdout.readline()
         url = "http://127.0.0.1:%d/apis/apps/v1/namespaces/diagnosticpro/deployments/diagnosticpro-api" % port

@@ -7,9 +7,10 @@ import os
 
 import pytest
 import requests
+from google.api_core import exceptions as gexc
+
 from ansible_collections.diagnosticpro.dr.plugins.module_utils import _gcs
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._errors import ConfigError, KeyFileError
-from google.api_core import exceptions as gexc
 
 
 @pytest.mark.parametrize(
@@ -170,6 +171,7 @@ def test_emulator_client_needs_no_credentials():
 
 def test_auth_spec_matches_doc_fragment():
     import yaml
+
     from ansible_collections.diagnosticpro.dr.plugins.doc_fragments.gcs_auth import ModuleDocFragment
 
     documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]

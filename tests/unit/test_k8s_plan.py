@@ -6,6 +6,7 @@ import copy
 import json
 
 import pytest
+
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._errors import ConfigError, ScaleError
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._k8s import (
     HPA_ANNOTATION,
@@ -22,37 +23,94 @@ from ansible_collections.diagnosticpro.dr.plugins.module_utils._k8s import (
 def deployment(replicas=3, annotations=None, name="api", status=None, generation=1):
     return {
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "ns", "annotations": dict(annotations or {}), "resourceVersion": "7",
-                     "generation": generation},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                 "template": {"metadata": {"labels": {"app": name}}}},
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "annotations": dict(annotations or {}),
+            "resourceVersion": "7",
+            "generation": generation,
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}},
+        },
         "status": status if status is not None else {},
     }
 
 
-HPA = {"metadata": {"name": "api", "labels": {"team": "sre"}, "uid": "x", "resourceVersion": "3"},
-       "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
-                "minReplicas": 2, "maxReplicas": 6},
-       "status": {"currentReplicas": 3}}
+HPA = {
+    "metadata": {"name": "api", "labels": {"team": "sre"}, "uid": "x", "resourceVersion": "3"},
+    "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
+        "minReplicas": 2,
+        "maxReplicas": 6,
+    },
+    "status": {"currentReplicas": 3},
+}
 
 
-@pytest.mark.parametrize("state, obj, hpas, steps, after", [
-    pytest.param("scaled_down", deployment(3), [], {"record": {REPLICAS_ANNOTATION: "3"}, "replicas": 0},
-                 {"replicas": 0, "recorded_replicas": 3}, id="down-records-count"),
-    pytest.param("scaled_down", deployment(0, {REPLICAS_ANNOTATION: "5"}), [], {},
-                 {"replicas": 0, "recorded_replicas": 5}, id="down-again-keeps-record"),
-    pytest.param("scaled_down", deployment(2, {REPLICAS_ANNOTATION: "5"}), [], {"replicas": 0},
-                 {"replicas": 0, "recorded_replicas": 5}, id="down-after-partial-keeps-first-record"),
-    pytest.param("scaled_down", deployment(0), [], {"record": {REPLICAS_ANNOTATION: "0"}},
-                 {"replicas": 0, "recorded_replicas": 0}, id="down-at-zero-records-zero"),
-    pytest.param("restored", deployment(0, {REPLICAS_ANNOTATION: "5"}), [],
-                 {"replicas": 5, "forget": [REPLICAS_ANNOTATION]}, {"replicas": 5, "recorded_replicas": None},
-                 id="restore-recorded"),
-    pytest.param("restored", deployment(5, {REPLICAS_ANNOTATION: "5"}), [], {"forget": [REPLICAS_ANNOTATION]},
-                 {"replicas": 5, "recorded_replicas": None}, id="restore-after-crash-between-steps"),
-    pytest.param("restored", deployment(3), [], {}, {"replicas": 3, "recorded_replicas": None},
-                 id="restore-nothing-recorded-is-noop"),
-])
+@pytest.mark.parametrize(
+    "state, obj, hpas, steps, after",
+    [
+        pytest.param(
+            "scaled_down",
+            deployment(3),
+            [],
+            {"record": {REPLICAS_ANNOTATION: "3"}, "replicas": 0},
+            {"replicas": 0, "recorded_replicas": 3},
+            id="down-records-count",
+        ),
+        pytest.param(
+            "scaled_down",
+            deployment(0, {REPLICAS_ANNOTATION: "5"}),
+            [],
+            {},
+            {"replicas": 0, "recorded_replicas": 5},
+            id="down-again-keeps-record",
+        ),
+        pytest.param(
+            "scaled_down",
+            deployment(2, {REPLICAS_ANNOTATION: "5"}),
+            [],
+            {"replicas": 0},
+            {"replicas": 0, "recorded_replicas": 5},
+            id="down-after-partial-keeps-first-record",
+        ),
+        pytest.param(
+            "scaled_down",
+            deployment(0),
+            [],
+            {"record": {REPLICAS_ANNOTATION: "0"}},
+            {"replicas": 0, "recorded_replicas": 0},
+            id="down-at-zero-records-zero",
+        ),
+        pytest.param(
+            "restored",
+            deployment(0, {REPLICAS_ANNOTATION: "5"}),
+            [],
+            {"replicas": 5, "forget": [REPLICAS_ANNOTATION]},
+            {"replicas": 5, "recorded_replicas": None},
+            id="restore-recorded",
+        ),
+        pytest.param(
+            "restored",
+            deployment(5, {REPLICAS_ANNOTATION: "5"}),
+            [],
+            {"forget": [REPLICAS_ANNOTATION]},
+            {"replicas": 5, "recorded_replicas": None},
+            id="restore-after-crash-between-steps",
+        ),
+        pytest.param(
+            "restored",
+            deployment(3),
+            [],
+            {},
+            {"replicas": 3, "recorded_replicas": None},
+            id="restore-nothing-recorded-is-noop",
+        ),
+    ],
+)
 def test_plan(state, obj, hpas, steps, after):
     got_steps, got_after = plan(state, obj, hpas)
     assert got_steps == steps
@@ -62,8 +120,14 @@ def test_plan(state, obj, hpas, steps, after):
 def test_plan_suspends_and_restores_autoscaler_exactly():
     steps, after = plan("scaled_down", deployment(3), [HPA])
     recorded = json.loads(steps["record"][HPA_ANNOTATION])
-    assert recorded == [{"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                         "metadata": {"name": "api", "labels": {"team": "sre"}}, "spec": HPA["spec"]}]
+    assert recorded == [
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "api", "labels": {"team": "sre"}},
+            "spec": HPA["spec"],
+        }
+    ]
     assert steps["delete_hpas"] == ["api"]
     assert after["autoscalers"] == [] and after["suspended_autoscalers"] == ["api"]
 
@@ -88,34 +152,52 @@ def test_plan_restart():
 
 
 def full(replicas, **extra):
-    status = {"observedGeneration": 2, "replicas": replicas, "readyReplicas": replicas,
-              "availableReplicas": replicas, "updatedReplicas": replicas}
+    status = {
+        "observedGeneration": 2,
+        "replicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+        "updatedReplicas": replicas,
+    }
     status.update(extra)
     return status
 
 
-@pytest.mark.parametrize("kind, replicas, status, ready", [
-    ("Deployment", 3, full(3), True),
-    ("Deployment", 3, full(3, observedGeneration=1), False),
-    ("Deployment", 3, full(3, updatedReplicas=2), False),
-    ("Deployment", 3, full(3, availableReplicas=2), False),
-    ("Deployment", 3, full(4), False),  # old pods still counted
-    ("Deployment", 0, {"observedGeneration": 2}, True),
-    ("StatefulSet", 2, full(2, currentRevision="a", updateRevision="a"), True),
-    ("StatefulSet", 2, full(2, currentRevision="a", updateRevision="b"), False),
-])
+@pytest.mark.parametrize(
+    "kind, replicas, status, ready",
+    [
+        ("Deployment", 3, full(3), True),
+        ("Deployment", 3, full(3, observedGeneration=1), False),
+        ("Deployment", 3, full(3, updatedReplicas=2), False),
+        ("Deployment", 3, full(3, availableReplicas=2), False),
+        ("Deployment", 3, full(4), False),  # old pods still counted
+        ("Deployment", 0, {"observedGeneration": 2}, True),
+        ("StatefulSet", 2, full(2, currentRevision="a", updateRevision="a"), True),
+        ("StatefulSet", 2, full(2, currentRevision="a", updateRevision="b"), False),
+    ],
+)
 def test_is_ready(kind, replicas, status, ready):
     obj = dict(deployment(replicas, status=status, generation=2), kind=kind)
     assert is_ready(obj) is ready
 
 
-@pytest.mark.parametrize("selector, text", [
-    ({"matchLabels": {"b": "2", "a": "1"}}, "a=1,b=2"),
-    ({"matchExpressions": [{"key": "t", "operator": "In", "values": ["x", "y"]},
-                           {"key": "u", "operator": "NotIn", "values": ["z"]},
-                           {"key": "v", "operator": "Exists"}, {"key": "w", "operator": "DoesNotExist"}]},
-     "t in (x,y),u notin (z),v,!w"),
-])
+@pytest.mark.parametrize(
+    "selector, text",
+    [
+        ({"matchLabels": {"b": "2", "a": "1"}}, "a=1,b=2"),
+        (
+            {
+                "matchExpressions": [
+                    {"key": "t", "operator": "In", "values": ["x", "y"]},
+                    {"key": "u", "operator": "NotIn", "values": ["z"]},
+                    {"key": "v", "operator": "Exists"},
+                    {"key": "w", "operator": "DoesNotExist"},
+                ]
+            },
+            "t in (x,y),u notin (z),v,!w",
+        ),
+    ],
+)
 def test_selector_string(selector, text):
     assert selector_string(selector) == text
 
@@ -166,8 +248,16 @@ def test_check_mode_predicts_without_writing():
     kube = DictKube(deployment(3))
     result = scale_workloads(kube, "ns", "scaled_down", name="api", kinds=["Deployment"], check_mode=True)
     assert result["changed"] is True and kube.writes == [] and result["warnings"] == []
-    assert result["workloads"][0] == {"kind": "Deployment", "name": "api", "before": 3, "after": 0, "changed": True,
-                                      "waited_s": 0.0, "recorded_replicas": 3, "autoscalers": []}
+    assert result["workloads"][0] == {
+        "kind": "Deployment",
+        "name": "api",
+        "before": 3,
+        "after": 0,
+        "changed": True,
+        "waited_s": 0.0,
+        "recorded_replicas": 3,
+        "autoscalers": [],
+    }
     assert result["diff"]["before"]["Deployment/api"]["replicas"] == 3
 
 
@@ -195,8 +285,7 @@ def test_restart_annotation_key():
 
 
 def test_recording_zero_warns():
-    result = scale_workloads(DictKube(deployment(0)), "ns", "scaled_down", name="api", kinds=["Deployment"],
-                             wait=False)
+    result = scale_workloads(DictKube(deployment(0)), "ns", "scaled_down", name="api", kinds=["Deployment"], wait=False)
     assert result["workloads"][0]["recorded_replicas"] == 0
     assert result["warnings"] and "restored will leave it at 0" in result["warnings"][0]
 

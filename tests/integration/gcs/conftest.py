@@ -8,8 +8,8 @@ import shutil
 import tempfile
 
 import pytest
-from ansible_collections.diagnosticpro.dr.plugins.module_utils import _gcs
 
+from ansible_collections.diagnosticpro.dr.plugins.module_utils import _gcs
 from sandbox.services import FakeGCSServer
 
 

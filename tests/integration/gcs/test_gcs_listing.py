@@ -8,13 +8,13 @@ import os
 import threading
 
 import pytest
+
 from ansible_collections.diagnosticpro.dr.plugins.module_utils import _gcs, _manifest
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._errors import (
     DownloadError,
     IntegrityError,
     VerifyError,
 )
-
 from sandbox.services import free_port
 from tests.integration.gcs.gcs_helpers import MIB, write_backup
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from ansible_collections.diagnosticpro.dr.plugins.module_utils import _manifest
 
+from ansible_collections.diagnosticpro.dr.plugins.module_utils import _manifest
 from sandbox.services import free_port
 from tests.integration.gcs.gcs_helpers import MIB, names, write_backup
 

@@ -7,9 +7,9 @@ import os
 import threading
 
 import pytest
+
 from ansible_collections.diagnosticpro.dr.plugins.module_utils import _gcs, _manifest
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._errors import IntegrityError, UploadError
-
 from tests.integration.gcs.gcs_helpers import MIB, names, write_backup
 
 CHUNK = 8 * MIB  # several chunks per large test artifact, so the resumable path really resumes

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from k8s_cluster import NAMESPACE
+
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._errors import ScaleError
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._k8s import (
     REPLICAS_ANNOTATION,
@@ -12,8 +14,6 @@ from ansible_collections.diagnosticpro.dr.plugins.module_utils._k8s import (
     converge,
     scale_workloads,
 )
-from k8s_cluster import NAMESPACE
-
 from sandbox.fake_k8s import STUCK_ANNOTATION
 
 pytestmark = pytest.mark.k8s
@@ -41,10 +41,18 @@ def test_stale_read_gets_a_409_and_is_planned_again(k8s, kube):
 def test_without_suspending_the_autoscaler_the_app_comes_back(k8s, kube):
     """The control experiment: with hpa_mode=ignore the HPA undoes the scale-down, and the module says so."""
     k8s.seed("Deployment", "api", 3)
-    k8s.server.apply({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                      "metadata": {"name": "api", "namespace": NAMESPACE},
-                      "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
-                               "minReplicas": 2, "maxReplicas": 5}})
+    k8s.server.apply(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "api", "namespace": NAMESPACE},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
+                "minReplicas": 2,
+                "maxReplicas": 5,
+            },
+        }
+    )
     with pytest.raises(ScaleError) as caught:
         scale_workloads(kube, NAMESPACE, "scaled_down", name="api", hpa_mode="ignore", wait_timeout=2)
     assert caught.value.partial["not_ready"] == ["Deployment/api"]

@@ -18,11 +18,23 @@ SECRET_VALUE = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
 
 def _seed(k8s):
     k8s.seed("Deployment", "diagnosticpro-api", 3, {"app": "diagnosticpro"})
-    k8s.server.apply({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                      "metadata": {"name": "stripe", "namespace": NAMESPACE, "labels": {"app": "diagnosticpro"}},
-                      "data": {"api_key": base64.b64encode(SECRET_VALUE.encode()).decode()}})
-    k8s.server.apply({"apiVersion": "v1", "kind": "ConfigMap",
-                      "metadata": {"name": "settings", "namespace": NAMESPACE}, "data": {"REGION": "us-central1"}})
+    k8s.server.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": "stripe", "namespace": NAMESPACE, "labels": {"app": "diagnosticpro"}},
+            "data": {"api_key": base64.b64encode(SECRET_VALUE.encode()).decode()},
+        }
+    )
+    k8s.server.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": NAMESPACE},
+            "data": {"REGION": "us-central1"},
+        }
+    )
 
 
 def _comparable(obj):
@@ -41,8 +53,10 @@ def _files_contain(root, needle):
 def test_backup_delete_recover_is_identical_and_secret_stays_secret(k8s, keys, tmp_path, capfd):
     _seed(k8s)
     kube = _k8s.connect(k8s.kubeconfig)
-    before = {kind: _comparable(k8s.server.get(v, kind, name, NAMESPACE)) for v, kind, name in
-              [("apps/v1", "Deployment", "diagnosticpro-api"), ("v1", "Secret", "stripe")]}
+    before = {
+        kind: _comparable(k8s.server.get(v, kind, name, NAMESPACE))
+        for v, kind, name in [("apps/v1", "Deployment", "diagnosticpro-api"), ("v1", "Secret", "stripe")]
+    }
     dest = tmp_path / "backups"
     dest.mkdir()
     encryption = _crypto.Encryption(passphrase_file=keys["passphrase_file"])
@@ -62,8 +76,10 @@ def test_backup_delete_recover_is_identical_and_secret_stays_secret(k8s, keys, t
 
     applied = _k8s_manifests.restore(kube, Source(result["path"], kind="kubernetes"), decryption)
     assert applied["changed"]
-    after = {kind: _comparable(k8s.server.get(v, kind, name, NAMESPACE)) for v, kind, name in
-             [("apps/v1", "Deployment", "diagnosticpro-api"), ("v1", "Secret", "stripe")]}
+    after = {
+        kind: _comparable(k8s.server.get(v, kind, name, NAMESPACE))
+        for v, kind, name in [("apps/v1", "Deployment", "diagnosticpro-api"), ("v1", "Secret", "stripe")]
+    }
     assert after == before
     again = _k8s_manifests.restore(kube, Source(result["path"], kind="kubernetes"), decryption)
     assert not again["changed"], again["objects"]
