@@ -67,8 +67,9 @@ sandbox-status: install
 demo: install
 	$(BIN)/python -m sandbox demo --size-mb $(SANDBOX_SIZE_MB)
 
+# Unit-test coverage of plugins/module_utils is reported at the end (pyproject.toml [tool.coverage]).
 test: install lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)

@@ -85,7 +85,7 @@ def archive(
     members = _relative(paths)
     _artifact.check_dest(dest)
     encryption.preflight()
-    _, level = _artifact.resolve_compression(compression, compression_level, allowed=("zstd", "lz4", "none"))
+    _unused, level = _artifact.resolve_compression(compression, compression_level, allowed=("zstd", "lz4", "none"))
     planned = _artifact.plan(label, dest, "tar", compression)
     if check_mode:
         return {

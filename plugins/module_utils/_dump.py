@@ -47,7 +47,7 @@ def dump(
         raise TypeError("conn must be a Conn and encryption an Encryption")
     check_dest(dest)
     encryption.preflight()
-    _, level = resolve_compression(compression, compression_level)
+    _unused, level = resolve_compression(compression, compression_level)
     tool("pg_dump")
     planned = plan(database, dest, label, compression)
     if check_mode:

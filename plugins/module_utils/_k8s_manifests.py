@@ -31,7 +31,7 @@ EXPORTED = (
     ("apps/v1", "StatefulSet", "apps", "stateful_set"),
     ("autoscaling/v2", "HorizontalPodAutoscaler", "autoscaling", "horizontal_pod_autoscaler"),
 )
-KINDS = tuple(kind for _, kind, _, _ in EXPORTED)
+KINDS = tuple(kind for _unused, kind, _unused, _unused in EXPORTED)
 _META_DROP = (
     "uid",
     "resourceVersion",
@@ -121,7 +121,7 @@ def backup(
 
     _artifact.check_dest(dest)
     encryption.preflight()
-    _, level = _artifact.resolve_compression(compression, None, allowed=("zstd", "none"))
+    _unused, level = _artifact.resolve_compression(compression, None, allowed=("zstd", "none"))
     label = label or "k8s-%s" % namespace
     planned = _artifact.plan(label, dest, "yaml", compression)
     started, t0 = manifest_mod.utcnow(), time.monotonic()
@@ -231,7 +231,7 @@ def restore(kube, source, decryption, namespace=None, kinds=KINDS, names=None, c
     decryption.preflight(manifest.get("encryption"))
     objects = read_objects(source, decryption)
     namespace = namespace or manifest["kubernetes"]["namespace"]
-    routes = {kind: (api, suffix) for _, kind, api, suffix in EXPORTED}
+    routes = {kind: (api, suffix) for _unused, kind, api, suffix in EXPORTED}
     results = []
     for obj in objects:
         kind, name = obj["kind"], obj["metadata"]["name"]

@@ -198,7 +198,7 @@ def verify(
 ):
     """Test-restore a backup into a scratch database (always dropped) and check it."""
     progress = progress or (lambda message: None)
-    attempts = []
+    attempts, error_cls = [], VerifyError
     for location in _as_list(candidates):
         source = Source(location, gcs)
         try:
@@ -208,7 +208,7 @@ def verify(
         except (IntegrityError, DownloadError, DecryptError, RestoreError, VerifyError) as exc:
             attempts.append({"source": location, "error": str(exc)})
             progress("verification of %s failed: %s" % (location, exc))
-            last = exc
+            error_cls = type(exc)
             continue
         result["attempts"] = attempts + [{"source": location, "error": None}]
         if record and source.is_gcs and not check_mode:
@@ -216,7 +216,7 @@ def verify(
         if not result["ok"]:
             raise VerifyError("Failed to verify %s: %s" % (location, _why_not_ok(result)), partial=result)
         return result
-    raise type(last)(
+    raise error_cls(
         "Failed to verify any candidate: " + "; ".join(a["error"] for a in attempts), partial={"attempts": attempts}
     )
 

@@ -51,12 +51,15 @@ def sandbox():
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         yield {"root": root, "env": env, "base": base}
     finally:
-        subprocess.run([sys.executable, "-m", "sandbox", "down", "--purge"], cwd=REPO, env=env, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "sandbox", "down", "--purge"], cwd=REPO, env=env, capture_output=True, check=False
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -86,6 +89,7 @@ def playbook(sandbox, name, *extra):
         capture_output=True,
         text=True,
         timeout=600,
+        check=False,
     )
 
 
@@ -127,7 +131,7 @@ def test_application_backup_delete_recover(sandbox):
     needles = [SECRET_VALUE, base64.b64encode(SECRET_VALUE.encode()).decode()]
     for text in (backup.stdout, backup.stderr, recover.stdout, recover.stderr):
         assert not any(n in text for n in needles), "a Secret value appeared in playbook output"
-    for folder, _, files in os.walk(sandbox["root"]):
+    for folder, _unused, files in os.walk(sandbox["root"]):
         if "/pg/" in folder + "/":
             continue  # the database cluster never sees Secrets
         for name in files:

@@ -40,7 +40,7 @@ def _assert_no_backup(dest):
 
 @pytest.mark.parametrize("victim", ["pg_dump", "gpg"])
 def test_stage_killed_midway_leaves_nothing(source_db, conn, keys, dest, victim):
-    encryption, _ = symmetric(keys)
+    encryption, _unused = symmetric(keys)
     marker = {"pg_dump": "--snapshot=", "gpg": "--symmetric"}[victim]
     thread, killed = kill_when_running(victim, marker)
     error = EncryptError if victim == "gpg" else DumpError

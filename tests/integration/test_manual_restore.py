@@ -39,6 +39,7 @@ def _run_block(pg, artifact, key, target, corrupt=False):
         text=True,
         env=env,
         cwd=os.path.dirname(artifact),
+        check=False,
     )
 
 

@@ -62,7 +62,7 @@ def loaded(pg):
 
 
 def test_size_lands_within_15_percent(pg, loaded):
-    name, _ = loaded
+    name, _unused = loaded
     size = query(pg, name, "SELECT pg_database_size(current_database())")[0][0]
     assert abs(size / (SIZE_MB << 20) - 1) <= 0.15
 
@@ -80,7 +80,7 @@ def test_no_orphans(pg, loaded, check):
 
 
 def test_schema_objects_a_restore_must_rebuild(pg, loaded):
-    name, _ = loaded
+    name, _unused = loaded
     constraints = dict(
         query(
             pg,

@@ -116,6 +116,7 @@ def test_no_secret_in_output_logs_manifests_or_argv(pg, source_db, keys, gcs, bu
             env=env,
             cwd=REPO,
             timeout=600,
+            check=False,
         )
     finally:
         stop.set()

@@ -33,7 +33,7 @@ JSON_COLUMNS = {
 
 
 def rows(table, counts=SMALL, seed=1):
-    text = b"".join(data for data, _ in datagen.chunks(table, seed, counts)).decode()
+    text = b"".join(data for data, _unused in datagen.chunks(table, seed, counts)).decode()
     return [line.split("\t") for line in text.splitlines()]
 
 
@@ -62,7 +62,7 @@ def test_counts_scale_with_size(size_mb, base, customers):
 def test_generated_row_counts_match_counts():
     for table in datagen.TABLES:
         assert len(rows(table)) == SMALL[table], table
-        assert sum(n for _, n in datagen.chunks(table, 1, SMALL, chunk_bytes=4096)) == SMALL[table], table
+        assert sum(n for _unused, n in datagen.chunks(table, 1, SMALL, chunk_bytes=4096)) == SMALL[table], table
 
 
 @pytest.mark.parametrize("table", datagen.TABLES)
@@ -118,7 +118,7 @@ def test_unique_columns_are_unique(table, column):
 
 def test_same_seed_same_bytes_other_seed_other_bytes():
     def dump(seed):
-        return b"".join(data for table in datagen.TABLES for data, _ in datagen.chunks(table, seed, SMALL))
+        return b"".join(data for table in datagen.TABLES for data, _unused in datagen.chunks(table, seed, SMALL))
 
     assert dump(7) == dump(7)
     assert dump(7) != dump(8)
@@ -146,7 +146,7 @@ def test_ts_matches_datetime(epoch):
 
 def test_tokens_look_random_and_alphanumeric():
     rng = datagen.table_rng(1, "t")
-    tokens = [datagen.token(rng, 18) for _ in range(500)]
+    tokens = [datagen.token(rng, 18) for _unused in range(500)]
     assert all(re.fullmatch(r"[A-Za-z0-9]{24}", t) for t in tokens)
     assert len(set(tokens)) == len(tokens)
 
@@ -155,7 +155,7 @@ def test_tokens_look_random_and_alphanumeric():
 def test_text_compresses_like_real_data():
     """Between prose (~3x) and pgbench's repetitive rows (30x+): the ratio the benchmarks assume."""
     counts = datagen.counts_for(12)
-    text = b"".join(data for table in datagen.TABLES for data, _ in datagen.chunks(table, 1, counts))
+    text = b"".join(data for table in datagen.TABLES for data, _unused in datagen.chunks(table, 1, counts))
     packed = subprocess.run(["zstd", "-3", "-c"], input=text, capture_output=True, check=True).stdout
     assert 3.0 <= len(text) / len(packed) <= 5.5
 
@@ -188,7 +188,7 @@ def test_chunk_reader_reraises_generator_errors():
 
 
 def test_chunk_reader_stops_its_thread_when_the_copy_gives_up():
-    endless = ((b"x\n", 1) for _ in iter(int, 1))
+    endless = ((b"x\n", 1) for _unused in iter(int, 1))
     with datagen._ChunkReader(endless, lambda n, r: None) as reader:
         reader.read()
     assert not reader.thread.is_alive()

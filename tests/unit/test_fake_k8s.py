@@ -188,7 +188,10 @@ def test_crud_errors_and_versions(server):
 def test_lists_with_selectors(server):
     server.apply(workload("Deployment", "api", 0, {"app": "api", "tier": "web"}))
     server.apply(workload("Deployment", "db", 0, {"app": "db"}))
-    names = lambda q: [o["metadata"]["name"] for o in call(server, "GET", DEPLOYMENTS + q)[1]["items"]]  # noqa: E731
+
+    def names(query):
+        return [o["metadata"]["name"] for o in call(server, "GET", DEPLOYMENTS + query)[1]["items"]]
+
     assert names("?labelSelector=tier%20in%20(web)") == ["api"]
     assert names("?labelSelector=app!%3Dapi") == ["db"]
     assert names("?fieldSelector=metadata.name%3Ddb") == ["db"]
@@ -197,7 +200,7 @@ def test_lists_with_selectors(server):
 
 def read_watch(server, query, count, timeout=10):
     with urllib.request.urlopen(server.url + DEPLOYMENTS + query, timeout=timeout) as response:  # noqa: S310
-        return [json.loads(response.readline()) for _ in range(count)]
+        return [json.loads(response.readline()) for _unused in range(count)]
 
 
 def test_watch_list_initial_events_then_bookmark(server):

@@ -136,12 +136,12 @@ def test_plan_suspends_and_restores_autoscaler_exactly():
     assert steps["create_hpas"] == recorded and steps["replicas"] == 3
     assert after["autoscalers"] == ["api"] and after["suspended_autoscalers"] == []
     # Already re-created by a run that died before removing the annotations: not created twice.
-    steps, _ = plan("restored", down, [HPA])
+    steps, _unused = plan("restored", down, [HPA])
     assert "create_hpas" not in steps
 
 
 def test_plan_ignore_leaves_autoscalers():
-    steps, _ = plan("scaled_down", deployment(3), [HPA], hpa_mode="ignore")
+    steps, _unused = plan("scaled_down", deployment(3), [HPA], hpa_mode="ignore")
     assert "delete_hpas" not in steps and HPA_ANNOTATION not in steps["record"]
 
 
@@ -291,7 +291,7 @@ def test_recording_zero_warns():
 
 
 def test_hpa_recreated_by_someone_mid_restore_is_suspended_again_without_rewriting_the_record():
-    steps, _ = plan("scaled_down", deployment(3), [HPA])
+    steps, _unused = plan("scaled_down", deployment(3), [HPA])
     down = deployment(0, {REPLICAS_ANNOTATION: "3", HPA_ANNOTATION: steps["record"][HPA_ANNOTATION]})
     changed = dict(HPA, spec=dict(HPA["spec"], minReplicas=4))
     steps, after = plan("scaled_down", down, [changed])

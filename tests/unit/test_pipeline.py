@@ -31,7 +31,7 @@ def test_bytes_flow_through_and_are_hashed(tmp_path):
 
 
 def test_source_is_hashed_as_fed(tmp_path):
-    chunks = [os.urandom(1000) for _ in range(50)]
+    chunks = [os.urandom(1000) for _unused in range(50)]
     out = str(tmp_path / "copy")
     pipeline = Pipeline([Stage("cat", ["cat"])], source=iter(chunks), sinks=[FileSink(out)]).run()
     assert pipeline.input.result()["sha256"] == hashlib.sha256(b"".join(chunks)).hexdigest()

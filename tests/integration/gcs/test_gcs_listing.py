@@ -91,7 +91,7 @@ def test_latest_before_and_backup_id(client, buckets, prefix, history):
 
 
 def test_only_manifests_with_matching_data_count(client, buckets, workdir, prefix, history):
-    _, made = history
+    _unused, made = history
     bucket = client.bucket(buckets[0]["name"])
     # Stray data without a manifest, a staging object, and a manifest whose data is gone.
     bucket.blob(prefix + "appdb-stray.dump.zst.gpg").upload_from_string(b"partial")
@@ -108,7 +108,7 @@ def test_only_manifests_with_matching_data_count(client, buckets, workdir, prefi
 
 
 def test_verified_from_a_successful_record(client, buckets, prefix, history):
-    _, made = history
+    _unused, made = history
     name = prefix + made[1]["artifact"]["name"]
     _gcs.write_record(client, buckets[1]["name"], _gcs.verify_record_name(name), json.dumps({"ok": False}))
     _gcs.write_record(

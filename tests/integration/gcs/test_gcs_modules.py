@@ -48,6 +48,7 @@ def run_tasks(tmp_path, *tasks):
         capture_output=True,
         text=True,
         timeout=600,
+        check=False,
     )
     output = json.loads(proc.stdout)
     return [task["hosts"]["localhost"] for task in output["plays"][0]["tasks"]]
@@ -93,7 +94,7 @@ def test_upload_check_apply_apply_again(tmp_path, auth, buckets, workdir, prefix
 
 
 def test_check_mode_writes_nothing(tmp_path, auth, buckets, workdir, prefix, client):
-    path, _ = write_backup(workdir, 64 * 1024)
+    path, _unused = write_backup(workdir, 64 * 1024)
     (planned,) = run_tasks(tmp_path, ("gcs_backup_upload", dict(auth, src=path, buckets=buckets, prefix=prefix), True))
     assert planned["changed"] is True
     assert all(names(client, b["name"], prefix) == [] for b in buckets)
@@ -103,7 +104,7 @@ def test_refusal_is_a_clear_failure_and_info_fails_only_when_no_bucket_answers(
     tmp_path, auth, buckets, workdir, prefix
 ):
     path, doc = write_backup(os.path.join(workdir, "a"), 64 * 1024)
-    other, _ = write_backup(os.path.join(workdir, "b"), 65 * 1024, backup_id=doc["backup_id"])
+    other, _unused = write_backup(os.path.join(workdir, "b"), 65 * 1024, backup_id=doc["backup_id"])
     down = {"endpoint": "http://127.0.0.1:%d" % free_port(), "retry_deadline": 1, "timeout": 2}
     first, refused, replaced, unreachable = run_tasks(
         tmp_path,

@@ -44,7 +44,7 @@ def test_upload_to_three_buckets_verified_manifest_last(client, buckets, workdir
 
 
 def test_second_upload_is_unchanged_and_check_mode_writes_nothing(client, buckets, workdir, prefix):
-    path, _ = write_backup(workdir, 12 * MIB)
+    path, _unused = write_backup(workdir, 12 * MIB)
     first = _gcs.upload_backup(client, path, buckets, prefix=prefix, chunk_size=CHUNK)
 
     again = _gcs.upload_backup(client, path, buckets, prefix=prefix, chunk_size=CHUNK)
@@ -53,7 +53,7 @@ def test_second_upload_is_unchanged_and_check_mode_writes_nothing(client, bucket
     assert [u["generation"] for u in again["uploads"]] == [u["generation"] for u in first["uploads"]]
 
     before = {b["name"]: names(client, b["name"], prefix) for b in buckets}
-    new_path, _ = write_backup(os.path.join(workdir, "new"), 12 * MIB)
+    new_path, _unused = write_backup(os.path.join(workdir, "new"), 12 * MIB)
     plan = _gcs.upload_backup(client, new_path, buckets, prefix=prefix, check_mode=True)
     assert plan["changed"] is True
     assert [(u["action"], u["changed"], u["verified"], u["generation"]) for u in plan["uploads"]] == [
@@ -67,7 +67,7 @@ def test_second_upload_is_unchanged_and_check_mode_writes_nothing(client, bucket
 
 def test_missing_manifest_is_completed_without_resending_data(client, buckets, workdir, prefix):
     """A run that died after publishing the data is finished by the next run (manifest only)."""
-    path, _ = write_backup(workdir, 10 * MIB)
+    path, _unused = write_backup(workdir, 10 * MIB)
     first = _gcs.upload_backup(client, path, buckets[:1], prefix=prefix, chunk_size=CHUNK)
     bucket, name = _gcs.parse_url(first["uploads"][0]["manifest_url"])
     client.bucket(bucket).blob(name).delete()
@@ -111,7 +111,7 @@ def test_different_object_refused_then_replaced_with_overwrite_different(client,
 
 
 def test_local_artifact_that_does_not_match_its_manifest_is_not_uploaded(client, buckets, workdir, prefix):
-    path, _ = write_backup(workdir, 1 * MIB)
+    path, _unused = write_backup(workdir, 1 * MIB)
     with open(path, "r+b") as handle:
         handle.seek(100)
         handle.write(b"\x00" if handle.read(1) != b"\x00" else b"\x01")
@@ -126,7 +126,7 @@ def test_damaged_staging_object_is_never_published(own_gcs, buckets, workdir, da
     on the emulator's disk between upload and publish: the publish must refuse it."""
     client = _gcs.connect(endpoint=own_gcs.endpoint, retry_deadline=5)
     prefix = "database/"
-    path, _ = write_backup(workdir, 12 * MIB)
+    path, _unused = write_backup(workdir, 12 * MIB)
     local = _gcs._local_backup(path)
     plan = _gcs._plan_bucket(client, buckets[0], prefix, local, "never")
     staged = _gcs._stage(client, plan["bucket"], prefix, local, CHUNK, None)
@@ -155,7 +155,7 @@ def test_server_stopped_mid_upload_leaves_no_backup(own_gcs, buckets, workdir):
     manifest, and once it is back nothing passes for a backup (partial or staging objects)."""
     client = _gcs.connect(endpoint=own_gcs.endpoint, timeout=5, retry_deadline=2)
     prefix = "database/"
-    path, _ = write_backup(workdir, 96 * MIB)
+    path, _unused = write_backup(workdir, 96 * MIB)
     # Small chunks make the emulator slow (its cost grows with object size x chunk count), so
     # the upload is still running when the timer fires.
     stopper = threading.Timer(1.0, own_gcs.stop)
@@ -183,7 +183,7 @@ def test_server_stopped_mid_upload_leaves_no_backup(own_gcs, buckets, workdir):
 
 
 def test_unreachable_bucket_does_not_stop_the_others(client, buckets, workdir, prefix):
-    path, _ = write_backup(workdir, 256 * 1024)
+    path, _unused = write_backup(workdir, 256 * 1024)
     targets = buckets[:2] + [{"name": "dp-test-does-not-exist", "region": "asia-east1"}]
     with pytest.raises(UploadError) as err:
         _gcs.upload_backup(client, path, targets, prefix=prefix)

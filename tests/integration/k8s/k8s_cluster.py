@@ -85,7 +85,13 @@ class Cluster:
         if diff:
             argv.append("--diff")
         proc = subprocess.run(
-            argv, env=dict(self.env, **(env or {})), cwd=REPO, capture_output=True, text=True, timeout=240
+            argv,
+            env=dict(self.env, **(env or {})),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
         )
         try:
             report = json.loads(proc.stdout)

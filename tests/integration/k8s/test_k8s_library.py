@@ -32,7 +32,7 @@ def test_stale_read_gets_a_409_and_is_planned_again(k8s, kube):
     fresh["spec"]["replicas"] = 4
     k8s.server.apply(fresh)
     notes = []
-    obj, before, after, _ = converge(kube, NAMESPACE, stale, "scaled_down", "suspend", False, notes.append, None)
+    obj, before, after, _unused = converge(kube, NAMESPACE, stale, "scaled_down", "suspend", False, notes.append, None)
     assert any("409" in n for n in notes)
     assert (before["replicas"], after["recorded_replicas"]) == (4, 4)
     assert obj["metadata"]["annotations"][REPLICAS_ANNOTATION] == "4" and obj["spec"]["replicas"] == 0

@@ -42,7 +42,7 @@ def _comparable(obj):
 
 
 def _files_contain(root, needle):
-    for folder, _, files in os.walk(root):
+    for folder, _unused, files in os.walk(root):
         for name in files:
             with open(os.path.join(folder, name), "rb") as handle:
                 if needle in handle.read():

@@ -183,7 +183,7 @@ def test_autoscaler_is_suspended_during_restore_and_back_exactly(k8s):
     k8s.wait_ready("Deployment", "api")
     original = k8s.get("HorizontalPodAutoscaler", "api")
 
-    down, hpas, _, later, pods, up = k8s.playbook(
+    down, hpas, _unused, later, pods, up = k8s.playbook(
         [
             k8s.module(name="api", state="scaled_down", wait_timeout=30),
             k8s_info(k8s, "HorizontalPodAutoscaler", api_version="autoscaling/v2"),
