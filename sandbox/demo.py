@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -91,6 +92,22 @@ def _replicas(state):
     return obj["spec"].get("replicas"), (obj.get("status") or {}).get("readyReplicas") or 0
 
 
+class _ReplicaWatch(threading.Thread):
+    """Samples the Deployment while the recovery runs, to show it really went to 0 and came back."""
+
+    def __init__(self, state):
+        super().__init__(daemon=True)
+        self.state, self.stop, self.seen = state, threading.Event(), []
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                self.seen.append(_replicas(self.state)[1])
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+
 def _newest_manifest(backup_dir, pattern):
     paths = sorted(glob.glob(os.path.join(backup_dir, pattern)), key=os.path.getmtime)
     if not paths:
@@ -119,7 +136,13 @@ def run(layout, up):
     )
     replicas_before = _replicas(state)
     _banner("5/5 Recover: scale the app to 0, snapshot, restore the newest backup, verify, scale back, health check")
-    recover_s = _playbook(layout, "recover_database", "-e", "pg_restore_clean=true")
+    watch = _ReplicaWatch(state)
+    watch.start()
+    try:
+        recover_s = _playbook(layout, "recover_database", "-e", "pg_restore_clean=true")
+    finally:
+        watch.stop.set()
+        watch.join()
     payments_after, cancelled_after = _counts(state)
     replicas_after = _replicas(state)
     rows = sum(t["rows"] for t in backup["tables"].values())
@@ -151,4 +174,5 @@ def run(layout, up):
     )
     print("  total         %.0f s; `make sandbox-down` stops the sandbox" % (time.monotonic() - t0))
     ok = (payments_after, cancelled_after) == (payments_before, cancelled_before) and replicas_after == replicas_before
+    ok = ok and bool(watch.seen) and min(watch.seen) == 0
     return 0 if ok else 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -65,6 +66,9 @@ def test_missing_path_is_refused_before_anything_is_written(keys, dest):
 
 
 def test_tar_killed_midway_leaves_nothing(app_dir, keys, dest):
+    # Enough incompressible data that tar is still streaming when the killer finds it.
+    with open(os.path.join(app_dir, "uploads.bin"), "wb") as handle:
+        handle.write(os.urandom(64 * 1024 * 1024))
     thread, killed = kill_when_running("tar", "--totals")
     with pytest.raises(DumpError, match="tar was killed by SIGKILL"):
         _archive.archive([app_dir], dest, symmetric(keys)[0], "application")

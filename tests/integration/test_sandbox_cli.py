@@ -207,10 +207,6 @@ def test_inventory_points_at_the_sandbox(sandbox):
     assert resolved["sandbox_backup_recipient"] == st["keys"]["fingerprint"]
 
 
-def test_demo_is_not_wired_yet(sandbox):
-    assert sandbox["run"]("demo").returncode == 2
-
-
 def test_down_stops_and_keeps_then_purge_removes(sandbox):
     down = sandbox["run"]("down")
     assert down.returncode == 0, down.stderr
