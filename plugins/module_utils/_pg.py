@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 from ._errors import ConfigError, DumpError, KeyFileError, RestoreError
 
@@ -210,9 +211,19 @@ def table_count(conn_params, dbname):
         return len(user_tables(conn.cursor()))
 
 
-def other_sessions(cur, name):
-    cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-    return cur.fetchone()[0]
+def other_sessions(cur, name, settle_s=5.0):
+    """Sessions connected to ``name`` other than this one, once they have had ``settle_s`` to go.
+
+    A backend whose client just disconnected (our own table count a moment ago, or an
+    application pod being stopped) stays in pg_stat_activity until it has exited.
+    """
+    deadline = time.monotonic() + settle_s
+    while True:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+        count = cur.fetchone()[0]
+        if count == 0 or time.monotonic() >= deadline:
+            return count
+        time.sleep(0.1)
 
 
 def create_database(cur, name, owner=None, template="template0"):

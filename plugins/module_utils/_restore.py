@@ -348,10 +348,10 @@ def restore(
                 hint="Set clean: true to replace it (the current database is kept as %s_pre_<timestamp> "
                 "unless keep_previous is false)" % database,
             )
-        if exists and other_sessions(cur, database):
+        sessions = other_sessions(cur, database) if exists else 0
+        if sessions:
             raise RestoreError(
-                "Failed to restore into %s: %d other sessions are connected to it"
-                % (database, other_sessions(cur, database)),
+                "Failed to restore into %s: %d other sessions are connected to it" % (database, sessions),
                 hint="Stop the application first (k8s_scale_restore state=scaled_down) and retry",
             )
         owner = database_owner(cur, database) if exists else None
