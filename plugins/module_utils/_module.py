@@ -111,5 +111,8 @@ class DRModule:
             extra = {k: v for k, v in exc.partial.items() if k not in ("msg", "exception", "failed")}
             self.module.fail_json(msg=str(exc), exception=traceback.format_exc(), **extra)
             return
+        # The library reports warnings in its result; exit_json(warnings=...) is deprecated.
+        for warning in result.pop("warnings", None) or []:
+            self.warn(warning)
         result.setdefault("changed", False)
         self.module.exit_json(**result)

@@ -256,7 +256,7 @@ def main():
 
 def _upload(m):
     p = m.params
-    result = upload_backup(
+    return upload_backup(
         connect_params(p),
         p["src"],
         p["buckets"],
@@ -267,9 +267,6 @@ def _upload(m):
         chunk_size=p["chunk_size_mb"] * MIB,
         progress=m.progress,
     )
-    for warning in result.pop("warnings"):
-        m.warn(warning)
-    return result
 
 
 if __name__ == "__main__":

@@ -228,8 +228,6 @@ def main():
             check_mode=m.check_mode,
             progress=m.progress,
         )
-        for warning in result.pop("warnings"):
-            m.warn(warning)
         if not m.diff_mode:
             result.pop("diff")
         return result
