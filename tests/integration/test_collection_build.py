@@ -52,7 +52,8 @@ def members(tmp_path_factory):
         [ANSIBLE_GALAXY, "collection", "build", "--output-path", str(out), str(ROOT)],
         capture_output=True,
         text=True,
-        timeout=300, check=False,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, "ansible-galaxy collection build failed:\n%s%s" % (proc.stdout, proc.stderr)
     galaxy = yaml.safe_load((ROOT / "galaxy.yml").read_text())

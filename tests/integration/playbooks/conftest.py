@@ -82,6 +82,7 @@ class Env:
             capture_output=True,
             text=True,
             timeout=600,
+            check=False,
         )
         return proc.returncode, proc.stdout + proc.stderr
 

@@ -79,14 +79,14 @@ def test_backup_preflight_refuses_a_readable_key_file(fast, tmp_path):
 @pytest.mark.slow
 def test_verify_latest_backup_and_catch_a_broken_one(fast):
     env = fast
-    good, _ = backup(env)
+    good, _unused = backup(env)
     out = env.ok("verify_backup")
     assert "Backup %s verified" % good in out
     assert "customers_without_email: 0" in out
 
     # A customer without an email passes pg_dump but fails the runbook's check.
     env.sql("INSERT INTO customers (email, name, country) VALUES ('', 'No Mail', 'US')")
-    bad, _ = backup(env)
+    bad, _unused = backup(env)
     rc, out = env.playbook("verify_backup")
     assert rc != 0, out
     assert "Backup %s did NOT verify" % bad in out
@@ -100,7 +100,7 @@ def test_verify_latest_backup_and_catch_a_broken_one(fast):
 @pytest.mark.slow
 def test_recover_after_data_loss(fast):
     env = fast
-    backup_id, _ = backup(env)
+    backup_id, _unused = backup(env)
     env.ok("verify_backup")  # the recovery restores the newest *verified* backup
     before = env.checksums()
 
@@ -153,7 +153,10 @@ def test_retention_deletes_only_own_expired_copies(fast):
     env = fast
     os.makedirs(env.backup_dir, mode=0o700)
     d = env.backup_dir
-    own = lambda stamp, hexid: "%s-%s-%s.dump.zst.gpg" % (env.db, stamp, hexid)  # noqa: E731
+
+    def own(stamp, hexid):
+        return "%s-%s-%s.dump.zst.gpg" % (env.db, stamp, hexid)
+
     expired = [own("20261101T000000Z", "aaaaaa"), own("20261102T000000Z", "bbbbbb")]
     young = own("20261201T000000Z", "cccccc")
     for name, age in ((expired[0], 30), (expired[1], 20), (young, 2)):
@@ -204,7 +207,7 @@ def _replicas(k8s):
 @pytest.mark.slow
 def test_recover_scales_the_application_around_the_restore(fast, k8s_app):
     env = fast
-    backup_id, _ = backup(env)
+    backup_id, _unused = backup(env)
     before = env.checksums()
     env.sql("DELETE FROM audit_log")
 
@@ -229,7 +232,7 @@ def test_recover_scales_the_application_around_the_restore(fast, k8s_app):
 @pytest.mark.slow
 def test_recover_failure_reports_the_snapshot_and_restarts_the_application(fast, k8s_app):
     env = fast
-    backup_id, _ = backup(env)
+    backup_id, _unused = backup(env)
     # A damaged copy (with its manifest) that the restore must reject.
     broken_dir = os.path.join(env.base, "broken")
     os.makedirs(broken_dir)
