@@ -34,7 +34,7 @@ import sys
 import time
 
 from sandbox import datagen
-from sandbox.services import BackgroundService, FakeGCSServer, PostgresCluster
+from sandbox.services import DEFAULT_OS_USER, BackgroundService, FakeGCSServer, PostgresCluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATABASE = "diagnosticpro"
@@ -66,6 +66,28 @@ def _write_private(path, content, mode=0o600):
     return path
 
 
+def _traversable(path, user):
+    """Can ``user`` reach ``path``? (A checkout under /root is not reachable by anyone else.)"""
+    if os.geteuid() != 0:
+        return True  # PostgreSQL runs as the caller then
+    return subprocess.run(["runuser", "-u", user, "--", "test", "-x", path], check=False).returncode == 0
+
+
+def _pg_home(root):
+    """Where the sandbox cluster lives: ``<root>/pg`` if the PostgreSQL OS user can reach it,
+    else a directory of its own under /var/tmp, named after the sandbox (and linked from it)."""
+    inside = os.path.join(root, "pg")
+    parent = os.path.dirname(root)
+    if os.path.islink(inside) or _traversable(parent if not os.path.exists(root) else root, DEFAULT_OS_USER):
+        return os.path.realpath(inside) if os.path.islink(inside) else inside
+    outside = os.path.join("/var/tmp", "diagnosticpro-dr-sandbox-%s" % hashlib.sha256(root.encode()).hexdigest()[:10])
+    os.makedirs(outside, mode=0o711, exist_ok=True)
+    os.makedirs(root, exist_ok=True)
+    os.symlink(os.path.join(outside, "pg"), inside)
+    print("Note: %s is not reachable by the %s user; the cluster lives in %s" % (root, DEFAULT_OS_USER, outside))
+    return os.path.join(outside, "pg")
+
+
 class Layout:
     """Paths and ports of one sandbox."""
 
@@ -73,7 +95,7 @@ class Layout:
         self.root = os.path.abspath(root)
         self.pg_port, self.gcs_port, self.k8s_port = pg_port, gcs_port, k8s_port
         self.health_port = health_port
-        self.pg_dir = os.path.join(self.root, "pg")
+        self.pg_dir = _pg_home(self.root)
         self.gcs_dir = os.path.join(self.root, "gcs")
         self.secrets = os.path.join(self.root, "secrets")
         self.backups = os.path.join(self.root, "backups")
@@ -487,6 +509,8 @@ def cmd_down(layout, args):
         _stop_gpg_agent(layout)
         if args.purge:
             # The lock file is inside: released when the directory goes, which is fine for a purge.
+            if os.path.realpath(layout.pg_dir) != os.path.join(layout.root, "pg"):
+                shutil.rmtree(os.path.dirname(layout.pg_dir), ignore_errors=True)  # the cluster kept outside
             shutil.rmtree(layout.root)
             print("Sandbox stopped and %s removed" % _rel(layout.root))
         else:
