@@ -89,6 +89,13 @@ options:
   progress_file:
     description: Append progress lines to this file while the restore runs.
     type: path
+notes:
+  - C(pg_restore) runs as one job. Download, decryption, decompression and restore overlap as separate
+    processes, but a streamed custom-format archive is not seekable, and C(pg_restore --jobs) needs a
+    seekable file, which would mean the decrypted dump on disk. The session uses a larger
+    C(maintenance_work_mem) and parallel index builds (C(max_parallel_maintenance_workers)) instead.
+  - Database-level settings (C(ALTER DATABASE ... SET)) are not part of a C(pg_dump) archive; set them
+    again on the restored database if you use them.
 seealso:
   - module: diagnosticpro.dr.backup_verify
   - module: diagnosticpro.dr.gcs_backup_info
