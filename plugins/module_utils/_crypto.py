@@ -23,7 +23,7 @@ import stat
 import subprocess
 import tempfile
 
-from ._errors import ConfigError, DecryptError, EncryptError, KeyFileError
+from ._errors import ConfigError, DecryptError, KeyFileError
 
 GPG = "gpg"
 CIPHER = "AES256"
@@ -275,6 +275,3 @@ def decrypt_error(stderr):
     if "invalid packet" in lowered or "mdc" in lowered or "integrity" in lowered or "crc error" in lowered:
         return "the encrypted data is corrupt (gpg: %s)" % text.splitlines()[-1]
     return text or "gpg failed without a message"
-
-
-__all__ = ["Encryption", "Decryption", "GpgHome", "check_key_file", "decrypt_error", "EncryptError"]

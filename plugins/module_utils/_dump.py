@@ -16,7 +16,7 @@ import time
 
 from . import _artifact
 from . import _manifest as manifest_mod
-from ._artifact import COMPRESSIONS, DECOMPRESS, check_dest, resolve_compression
+from ._artifact import check_dest, resolve_compression
 from ._crypto import Encryption
 from ._errors import DumpError
 from ._pg import Conn, exported_snapshot, row_counts, tool, tool_version, validate_identifier
@@ -144,6 +144,3 @@ def dump(
         rows=total_rows,
         throughput_mb_s=round(snap["database_size"] / 1e6 / max(doc["duration_s"], 1e-6), 2),
     )
-
-
-__all__ = ["dump", "plan", "COMPRESSIONS", "DECOMPRESS"]

@@ -81,7 +81,8 @@ class Stage:
         self._reader = None
         self.finished = None
 
-    def masked_argv(self):
+    def command_line(self):
+        """What ran, for the result: never holds a secret, since keys come by descriptor."""
         return " ".join(self.argv)
 
     def start(self, stdin, stdout):
@@ -224,7 +225,7 @@ class Pipeline:
 
     def commands(self):
         """The commands that ran (argv never holds a secret: keys come by descriptor)."""
-        return [stage.masked_argv() for stage in self.stages]
+        return [stage.command_line() for stage in self.stages]
 
     def _feed(self, pipe):
         source = iter(self.source)

@@ -18,7 +18,7 @@ import time
 
 from . import _manifest as manifest_mod
 from ._artifact import DECOMPRESS
-from ._crypto import Decryption, decrypt_error
+from ._crypto import decrypt_error
 from ._dump import dump
 from ._errors import (
     BackupError,
@@ -30,7 +30,6 @@ from ._errors import (
     VerifyError,
 )
 from ._pg import (
-    Conn,
     create_database,
     database_exists,
     database_owner,
@@ -465,6 +464,3 @@ def _swap_in(conn, maintenance_db, staging, database, exists, keep_previous, pro
                 progress("dropped %s (keep_previous: false)" % previous)
                 previous = None
     return previous
-
-
-__all__ = ["restore", "verify", "stream_restore", "Source", "Decryption", "Conn"]

@@ -173,12 +173,13 @@ layers:
   sample: [pg_dump-custom, zstd, openpgp]
 """
 
+from ansible_collections.diagnosticpro.dr.plugins.module_utils._artifact import COMPRESSIONS
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._crypto import (
     ENCRYPTION_RULES,
     ENCRYPTION_SPEC,
     encryption_from_params,
 )
-from ansible_collections.diagnosticpro.dr.plugins.module_utils._dump import COMPRESSIONS, dump
+from ansible_collections.diagnosticpro.dr.plugins.module_utils._dump import dump
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._module import DRModule
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._pg import POSTGRES_SPEC, conn_from_params
 
