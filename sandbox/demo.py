@@ -168,9 +168,10 @@ def run(layout, up):
         "  verified      %d rows in %d tables match the backup's manifest; payment_transactions %d, "
         "failed submissions %d" % (rows, len(backup["tables"]), payments_after, cancelled_after)
     )
+    lowest = min(watch.seen) if watch.seen else "?"
     print(
-        "  application   diagnosticpro-api replicas %d (ready %d) before, scaled to 0 for the restore, "
-        "%d (ready %d) after" % (replicas_before + replicas_after)
+        "  application   diagnosticpro-api replicas %d (ready %d) before; ready replicas during the recovery "
+        "went down to %s; %d (ready %d) after" % (replicas_before + (lowest,) + replicas_after)
     )
     print("  total         %.0f s; `make sandbox-down` stops the sandbox" % (time.monotonic() - t0))
     ok = (payments_after, cancelled_after) == (payments_before, cancelled_before) and replicas_after == replicas_before

@@ -24,7 +24,6 @@ def test_demo_end_to_end():
     env = dict(
         os.environ,
         SANDBOX_DIR=root,
-        HOME=base,
         SANDBOX_PG_PORT=str(free_port()),
         SANDBOX_GCS_PORT=str(free_port()),
         SANDBOX_K8S_PORT=str(free_port()),
