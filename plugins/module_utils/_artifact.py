@@ -137,7 +137,15 @@ def write_manifest(
             doc[key].update(value)
         else:
             doc[key] = value
-    path = manifest_mod.write(doc, manifest_mod.manifest_name(planned["path"]))
+    try:
+        path = manifest_mod.write(doc, manifest_mod.manifest_name(planned["path"]))
+    except OSError as exc:
+        # An artifact without its manifest is not a backup, and nothing would ever clean it up.
+        os.unlink(planned["path"])
+        raise DumpError(
+            "Failed to write the manifest of %s: %s" % (planned["backup_id"], exc.strerror or exc),
+            hint="Nothing was kept: the artifact %s was removed" % planned["path"],
+        ) from exc
     return doc, path
 
 

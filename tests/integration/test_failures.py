@@ -219,3 +219,18 @@ def test_gcs_server_down_during_restore_is_a_clear_error(pg, conn, keys, uploade
     with pytest.raises(RestoreError, match="127.0.0.1:9"):
         _restore.restore(conn, uploaded["urls"][:1], fresh_db_name, symmetric(keys)[1], gcs=gcs_down)
     assert databases(pg) == before
+
+
+def test_manifest_that_cannot_be_written_leaves_no_artifact(source_db, conn, keys, dest, monkeypatch):
+    # The manifest's name is taken by a directory: the write fails after the artifact is complete.
+    real_plan = _dump.plan
+
+    def plan_and_block(*args, **kwargs):
+        planned = real_plan(*args, **kwargs)
+        os.mkdir(_manifest.manifest_name(planned["path"]))
+        return planned
+
+    monkeypatch.setattr(_dump, "plan", plan_and_block)
+    with pytest.raises(DumpError, match="Failed to write the manifest.*artifact .* was removed"):
+        _dump.dump(conn, source_db["name"], dest, symmetric(keys)[0])
+    assert [f for f in ls(dest) if not f.endswith(".manifest.json")] == []
