@@ -85,16 +85,11 @@ def archive(
     members = _relative(paths)
     _artifact.check_dest(dest)
     encryption.preflight()
-    _unused, level = _artifact.resolve_compression(compression, compression_level, allowed=("zstd", "lz4", "none"))
-    planned = _artifact.plan(label, dest, "tar", compression)
+    planned = _artifact.plan(
+        label, dest, "tar", compression, compression_level, tier, retention_class, allowed=("zstd", "lz4", "none")
+    )
     if check_mode:
-        return {
-            "changed": True,
-            "path": planned["path"],
-            "backup_id": planned["backup_id"],
-            "manifest_path": manifest_mod.manifest_name(planned["path"]),
-            "layers": planned["layers"],
-        }
+        return _artifact.planned_result(planned)
     started, t0 = manifest_mod.utcnow(), time.monotonic()
     tar = tar_stage(members, list(excludes))
     pipeline, enc_doc, written = _artifact.encrypt_to_file(
@@ -102,8 +97,6 @@ def archive(
         encryption,
         "archive %s" % ", ".join("/" + m for m in members),
         head=[tar],
-        compression=compression,
-        level=level,
         jobs=jobs,
         progress=progress,
     )
@@ -115,11 +108,6 @@ def archive(
         enc_doc,
         started,
         t0,
-        compression,
-        level,
-        tier,
-        retention_class,
-        label,
         {
             "files": {
                 "paths": ["/" + m for m in members],

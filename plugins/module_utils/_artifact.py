@@ -66,18 +66,48 @@ def check_dest(dest):
         raise ConfigError("Failed to use dest %s: not writable by this user" % dest)
 
 
-def plan(label, dest, inner_layer, compression, now=None):
-    """The artifact's id, layers and path, before anything is written."""
-    spec = COMPRESSIONS[compression]
+def plan(
+    label,
+    dest,
+    inner_layer,
+    compression,
+    level=None,
+    tier="tier1",
+    retention_class="hot",
+    now=None,
+    allowed=tuple(COMPRESSIONS),
+):
+    """Everything about the artifact that is decided before anything is written: its id,
+    layers and path, and the settings its manifest will record."""
+    spec, level = resolve_compression(compression, level, allowed)
     layers = [inner_layer] + ([spec["layer"]] if spec["layer"] else []) + ["openpgp"]
     backup_id = manifest_mod.new_backup_id(label, now)
     name = manifest_mod.artifact_name(backup_id, layers)
-    return {"backup_id": backup_id, "layers": layers, "name": name, "path": os.path.join(dest, name)}
+    return {
+        "backup_id": backup_id,
+        "layers": layers,
+        "name": name,
+        "path": os.path.join(dest, name),
+        "label": label,
+        "compression": compression,
+        "level": level,
+        "tier": tier,
+        "retention_class": retention_class,
+    }
 
 
-def encrypt_to_file(
-    planned, encryption, what, head=(), source=None, compression="zstd", level=3, jobs=2, progress=None
-):
+def planned_result(planned):
+    """What a module reports in check mode: the artifact it would write."""
+    return {
+        "changed": True,
+        "path": planned["path"],
+        "manifest_path": manifest_mod.manifest_name(planned["path"]),
+        "backup_id": planned["backup_id"],
+        "layers": planned["layers"],
+    }
+
+
+def encrypt_to_file(planned, encryption, what, head=(), source=None, jobs=2, progress=None):
     """Run ``head`` stages (or feed ``source`` chunks) -> compression -> gpg -> ``planned['path']``.
 
     Returns ``(pipeline, encryption_doc, written)`` once the file on disk hashes to what was
@@ -86,7 +116,7 @@ def encrypt_to_file(
     with encryption.home() as home:
         enc_doc = encryption.describe(home)
         stages = list(head)
-        extra = compression_stage(compression, level, jobs)
+        extra = compression_stage(planned["compression"], planned["level"], jobs)
         if extra:
             stages.append(extra)
         gpg_argv, gpg_fds = encryption.stage(home)
@@ -111,25 +141,23 @@ def encrypt_to_file(
     return pipeline, enc_doc, written
 
 
-def write_manifest(
-    kind, planned, written, enc_doc, started, t0, compression, level, tier, retention_class, label, extra
-):
+def write_manifest(kind, planned, written, enc_doc, started, t0, extra):
     """The manifest common to every kind of backup, merged with the kind's own ``extra`` keys."""
     doc = {
         "manifest_version": manifest_mod.MANIFEST_VERSION,
         "kind": kind,
         "backup_id": planned["backup_id"],
-        "label": label,
+        "label": planned["label"],
         "started_at": manifest_mod.isoformat(started),
         "finished_at": manifest_mod.isoformat(manifest_mod.utcnow()),
         "duration_s": round(time.monotonic() - t0, 3),
-        "tier": tier,
-        "retention_class": retention_class,
+        "tier": planned["tier"],
+        "retention_class": planned["retention_class"],
         "tool": {"name": "diagnosticpro.dr", "version": COLLECTION_VERSION},
         "artifact": dict(
             written, name=planned["name"], layers=planned["layers"], content_type="application/pgp-encrypted"
         ),
-        "compression": {"algorithm": compression, "level": level},
+        "compression": {"algorithm": planned["compression"], "level": planned["level"]},
         "encryption": enc_doc,
     }
     for key, value in extra.items():

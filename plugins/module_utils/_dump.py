@@ -16,16 +16,27 @@ import time
 
 from . import _artifact
 from . import _manifest as manifest_mod
-from ._artifact import check_dest, resolve_compression
+from ._artifact import check_dest
 from ._crypto import Encryption
 from ._errors import DumpError
 from ._pg import Conn, exported_snapshot, row_counts, tool, tool_version, validate_identifier
 from ._pipeline import Stage
 
 
-def plan(database, dest, label=None, compression="zstd", now=None):
+def plan(
+    database,
+    dest,
+    label=None,
+    compression="zstd",
+    compression_level=None,
+    tier="tier1",
+    retention_class="hot",
+    now=None,
+):
     validate_identifier(database)
-    return _artifact.plan(label or database, dest, "pg_dump-custom", compression, now)
+    return _artifact.plan(
+        label or database, dest, "pg_dump-custom", compression, compression_level, tier, retention_class, now
+    )
 
 
 def dump(
@@ -47,19 +58,13 @@ def dump(
         raise TypeError("conn must be a Conn and encryption an Encryption")
     check_dest(dest)
     encryption.preflight()
-    _unused, level = resolve_compression(compression, compression_level)
     tool("pg_dump")
-    planned = plan(database, dest, label, compression)
+    planned = plan(database, dest, label, compression, compression_level, tier, retention_class)
+    level = planned["level"]
     if check_mode:
         with conn.connect(database):
             pass  # reachable with these credentials: the backup would run
-        return {
-            "changed": True,
-            "path": planned["path"],
-            "manifest_path": manifest_mod.manifest_name(planned["path"]),
-            "backup_id": planned["backup_id"],
-            "layers": planned["layers"],
-        }
+        return _artifact.planned_result(planned)
 
     progress = progress or (lambda message: None)
     started, t0 = manifest_mod.utcnow(), time.monotonic()
@@ -97,8 +102,6 @@ def dump(
                 encryption,
                 "back up %s" % database,
                 head=[pg_dump],
-                compression=compression,
-                level=level,
                 jobs=jobs,
                 progress=progress,
             )
@@ -114,11 +117,6 @@ def dump(
         enc_doc,
         started,
         t0,
-        compression,
-        level,
-        tier,
-        retention_class,
-        label or database,
         {
             "database": database,
             "source": {

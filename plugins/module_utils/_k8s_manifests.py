@@ -121,30 +121,21 @@ def backup(
 
     _artifact.check_dest(dest)
     encryption.preflight()
-    _unused, level = _artifact.resolve_compression(compression, None, allowed=("zstd", "none"))
-    label = label or "k8s-%s" % namespace
-    planned = _artifact.plan(label, dest, "yaml", compression)
+    planned = _artifact.plan(
+        label or "k8s-%s" % namespace, dest, "yaml", compression, None, tier, retention_class, allowed=("zstd", "none")
+    )
     started, t0 = manifest_mod.utcnow(), time.monotonic()
     objects = export(kube, namespace, kinds)
     if not objects:
         raise ConfigError("Failed to back up namespace %s: it has none of %s" % (namespace, ", ".join(kinds)))
     if check_mode:
-        return {
-            "changed": True,
-            "path": planned["path"],
-            "backup_id": planned["backup_id"],
-            "manifest_path": manifest_mod.manifest_name(planned["path"]),
-            "layers": planned["layers"],
-            "objects": _inventory(objects),
-        }
+        return dict(_artifact.planned_result(planned), objects=_inventory(objects))
     text = yaml.safe_dump_all(objects, sort_keys=True, default_flow_style=False).encode()
     pipeline, enc_doc, written = _artifact.encrypt_to_file(
         planned,
         encryption,
         "back up namespace %s" % namespace,
         source=iter([text]),
-        compression=compression,
-        level=level,
         jobs=1,
         progress=progress,
     )
@@ -156,11 +147,6 @@ def backup(
         enc_doc,
         started,
         t0,
-        compression,
-        level,
-        tier,
-        retention_class,
-        label,
         {
             "kubernetes": {"namespace": namespace, "objects": _inventory(objects)},
             "source": {"data_timestamp": manifest_mod.isoformat(started)},
