@@ -598,30 +598,15 @@ def parser():
         default=os.environ.get("SANDBOX_DIR", os.path.join(REPO, ".sandbox")),
         help="sandbox directory (default: .sandbox/ in the checkout; env SANDBOX_DIR)",
     )
-    common.add_argument(
-        "--pg-port",
-        type=int,
-        default=_env_int("SANDBOX_PG_PORT", 55432),
-        help="PostgreSQL port (default 55432; env SANDBOX_PG_PORT)",
-    )
-    common.add_argument(
-        "--gcs-port",
-        type=int,
-        default=_env_int("SANDBOX_GCS_PORT", 54443),
-        help="GCS emulator port (default 54443; env SANDBOX_GCS_PORT)",
-    )
-    common.add_argument(
-        "--k8s-port",
-        type=int,
-        default=_env_int("SANDBOX_K8S_PORT", 56443),
-        help="fake Kubernetes API port (default 56443; env SANDBOX_K8S_PORT)",
-    )
-    common.add_argument(
-        "--health-port",
-        type=int,
-        default=_env_int("SANDBOX_HEALTH_PORT", 58080),
-        help="application health endpoint port (default 58080; env SANDBOX_HEALTH_PORT)",
-    )
+    for option, env, default, what in (
+        ("--pg-port", "SANDBOX_PG_PORT", 55432, "PostgreSQL port"),
+        ("--gcs-port", "SANDBOX_GCS_PORT", 54443, "GCS emulator port"),
+        ("--k8s-port", "SANDBOX_K8S_PORT", 56443, "fake Kubernetes API port"),
+        ("--health-port", "SANDBOX_HEALTH_PORT", 58080, "application health endpoint port"),
+    ):
+        common.add_argument(
+            option, type=int, default=_env_int(env, default), help="%s (default %d; env %s)" % (what, default, env)
+        )
     top = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.split("\n\n")[0])
     sub = top.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", parents=[common], help="start everything (idempotent) and load the dataset once")
