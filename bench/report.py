@@ -20,10 +20,12 @@ BACKUP_METHODS = {
     "runbook": "(a) runbook: `pg_dump \\| gpg` (zip) > file, upload, `gsutil hash`",
     "pg_dump": "(b) limit: `pg_dump -Fc > /dev/null`",
     "pgbackrest": "(c) pgBackRest full, aes-256-cbc, zst 3, 2 processes",
-    "ours": "(d) ours: `_dump.dump` (zstd 3, 2 threads, gpg) + `upload_backup`",
+    "ours": "(d) ours: `backup_and_upload`: `_dump.dump` (zstd 3, 2 threads, gpg) streamed to the bucket",
+    "ours_then_upload": "(d') ours without overlap: `_dump.dump`, then `upload_backup` of the file",
 }
 RESTORE_METHODS = {
     "runbook": "(a) runbook: download, `gpg --decrypt \\| psql`",
+    "limit": "(b) limit: `pg_restore -j2` from an unencrypted local file",
     "ours": "(d) ours: `_restore.restore` streamed, staging + swap",
 }
 # "Flat": the peak at the largest size may exceed the one at the smallest by this factor.

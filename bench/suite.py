@@ -71,6 +71,9 @@ def run_backups(env, runner, pgbackrest, db):
         "pg_dump": lambda: runner.run("pg_dump_limit", database=name),
         "runbook": lambda: runner.run("runbook_backup", database=name, object=runbook_object(db)),
         "ours": lambda: runner.run("ours_backup", database=name, prefix="database/%s/" % name),
+        "ours_then_upload": lambda: runner.run(
+            "ours_backup_then_upload", database=name, prefix="database/%s/sequential/" % name
+        ),
     }
     results = {key: _report(size, "backup %s" % key, run()) for key, run in runs.items()}
     if pgbackrest:
@@ -93,7 +96,8 @@ def _pgbackrest_backup(runner, pgbackrest):
 def _restore(env, runner, db, method, **spec):
     """Restore into a new database, check every table's row count against the source, drop it."""
     target = "restored_%s_%dmb" % (method, db["size_mb"])
-    result = runner.run("%s_restore" % method, target=target, **spec)
+    case = "restore_limit" if method == "limit" else "%s_restore" % method
+    result = runner.run(case, target=target, **spec)
     if "error" not in result:
         with contextlib.closing(env.pg.connect(target)) as conn:
             result["rows_match"] = datagen.row_counts(conn) == db["rows"]
@@ -102,7 +106,7 @@ def _restore(env, runner, db, method, **spec):
 
 
 def run_restores(env, runner, db, backups):
-    results = {}
+    results = {"limit": _restore(env, runner, db, "limit", database=db["name"])}
     for method in ("runbook", "ours"):
         backup = backups[method]
         if "error" in backup:

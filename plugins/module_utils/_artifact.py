@@ -107,8 +107,10 @@ def planned_result(planned):
     }
 
 
-def encrypt_to_file(planned, encryption, what, head=(), source=None, jobs=2, progress=None):
+def encrypt_to_file(planned, encryption, what, head=(), source=None, jobs=2, progress=None, followers=()):
     """Run ``head`` stages (or feed ``source`` chunks) -> compression -> gpg -> ``planned['path']``.
+
+    ``followers`` are extra sinks that read the file while it is written (``_gcs.Prestage``).
 
     Returns ``(pipeline, encryption_doc, written)`` once the file on disk hashes to what was
     streamed. Any failure removes the partial file and raises DumpError/EncryptError.
@@ -121,7 +123,10 @@ def encrypt_to_file(planned, encryption, what, head=(), source=None, jobs=2, pro
             stages.append(extra)
         gpg_argv, gpg_fds = encryption.stage(home)
         stages.append(Stage("gpg", gpg_argv, fds=gpg_fds))
-        pipeline = Pipeline(stages, source=source, sinks=[FileSink(planned["path"])], progress=progress)
+        sink = FileSink(planned["path"])
+        for follower in followers:
+            follower.follow(sink.partial, planned["name"])
+        pipeline = Pipeline(stages, source=source, sinks=[sink, *followers], progress=progress)
         try:
             pipeline.run()
         except PipelineError as exc:

@@ -52,8 +52,11 @@ def dump(
     label=None,
     progress=None,
     check_mode=False,
+    followers=(),
 ):
-    """Back up ``database`` to ``dest``; return the result dict the module reports."""
+    """Back up ``database`` to ``dest``; return the result dict the module reports.
+
+    ``followers`` read the local copy while it is written (``_gcs.backup_and_upload``)."""
     if not isinstance(conn, Conn) or not isinstance(encryption, Encryption):
         raise TypeError("conn must be a Conn and encryption an Encryption")
     check_dest(dest)
@@ -104,6 +107,7 @@ def dump(
                 head=[pg_dump],
                 jobs=jobs,
                 progress=progress,
+                followers=followers,
             )
         finally:
             counter.join()

@@ -32,12 +32,13 @@ import json
 import os
 import re
 import secrets
+import threading
 import time
 
 from . import _manifest
 from ._crypto import check_key_file
 from ._errors import ConfigError, DownloadError, IntegrityError, UploadError, VerifyError
-from ._pipeline import hash_file
+from ._pipeline import CHUNK, hash_file
 
 try:
     import google.auth
@@ -47,6 +48,7 @@ try:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
     from google.cloud.storage.exceptions import DataCorruption
+    from google.cloud.storage.fileio import BlobWriter
     from google.cloud.storage.retry import DEFAULT_RETRY
     from google.oauth2 import service_account
 
@@ -78,6 +80,20 @@ DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 DOWNLOAD_CHUNK_SIZE = 8 * 1024 * 1024
 STAGING_DIR = ".incoming/"
 OVERWRITE_MODES = ("never", "different")
+# The buckets a backup goes to, primary first, and how it is written there (shared by every
+# module that uploads; documented in the modules and in doc_fragments/gcs_upload.py).
+BUCKETS_SPEC = {
+    "type": "list",
+    "elements": "dict",
+    "options": {"name": {"type": "str", "required": True}, "region": {"type": "str"}},
+}
+UPLOAD_SPEC = {
+    "prefix": {"type": "str", "default": "database/"},
+    "storage_class": {"type": "str", "choices": ["STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE"]},
+    "overwrite": {"type": "str", "choices": list(OVERWRITE_MODES), "default": "never"},
+    "chunk_size_mb": {"type": "int", "default": 64},
+}
+MIB = 1024 * 1024
 SELECT_MODES = ("all", "latest", "latest_before", "backup_id")
 _URL_RE = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(.+)$")
 
@@ -380,17 +396,22 @@ def download_chunks(client, bucket, name, generation=None, chunk_size=DOWNLOAD_C
 # -- upload ------------------------------------------------------------------------------
 
 
-def _local_backup(src):
-    """The artifact and its manifest on local disk, checked against each other."""
+def _local_backup(src, digests=None):
+    """The artifact and its manifest on local disk, checked against each other.
+
+    ``digests`` (size, sha256, crc32c) are the file's, hashed on disk moments ago by the
+    backup that wrote it; otherwise the file is hashed here.
+    """
     manifest_path = _manifest.manifest_name(src)
     doc = _manifest.read(manifest_path)
     name = os.path.basename(src)
     if doc["artifact"]["name"] != name:
         raise ConfigError("Failed to upload %s: its manifest describes %s" % (src, doc["artifact"]["name"]))
-    try:
-        digests = hash_file(src)
-    except OSError as exc:
-        raise ConfigError("Failed to upload %s: cannot read it (%s)" % (src, exc)) from exc
+    if digests is None:
+        try:
+            digests = hash_file(src)
+        except OSError as exc:
+            raise ConfigError("Failed to upload %s: cannot read it (%s)" % (src, exc)) from exc
     art = doc["artifact"]
     if digests["size"] != art["size"] or digests["sha256"] != art["sha256"]:
         raise IntegrityError(
@@ -519,9 +540,13 @@ def _public(plan):
     }
 
 
+def _staging_name(prefix, name):
+    return "%s%s%s.%s" % (prefix, STAGING_DIR, name, secrets.token_hex(8))
+
+
 def _stage(client, bucket, prefix, local, chunk_size, storage_class):
     """Resumable upload to a unique staging name; returns the staging object after verifying it."""
-    staging_name = "%s%s%s.%s" % (prefix, STAGING_DIR, local["name"], secrets.token_hex(8))
+    staging_name = _staging_name(prefix, local["name"])
     blob = client.bucket(bucket).blob(staging_name, chunk_size=chunk_size)
     blob.metadata = _data_metadata(local)
     if storage_class:
@@ -653,7 +678,154 @@ def _publish(client, plan, staged, local, storage_class):
     return _verified_or_removed(client, plan, local)
 
 
-def _apply_bucket(client, plan, local, storage_class, chunk_size, progress):
+class Prestage:
+    """Stream an artifact to every bucket's staging area while the backup is still writing it.
+
+    A pipeline sink placed after the FileSink: one thread per bucket reads the local copy
+    behind the writer (through the file, so no second copy of the stream is held in memory
+    and a slow upload never holds the backup up) and sends it as a resumable upload to a
+    unique staging name. Nothing is published here. ``upload_backup(prestaged=...)`` takes a
+    staged object only once the backup is complete and the object matches it (size, CRC32C),
+    then publishes it as usual (rewrite, verification, manifest last); a bucket whose stream
+    failed is uploaded again from the local copy. If the backup fails, every stream is
+    cancelled and its staging object removed.
+    """
+
+    POLL_S = 0.05
+
+    def __init__(self, client, buckets, prefix="database/", chunk_size=DEFAULT_CHUNK_SIZE, storage_class=None):
+        self.client = client
+        self.prefix = normalize_prefix(prefix)
+        self.chunk_size = chunk_size
+        self.storage_class = storage_class
+        self.buckets = [entry["name"] for entry in buckets]
+        self._streams = {}
+        self._finished = threading.Event()
+        self._complete = False
+        self._path = self._name = self._digests = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def follow(self, path, name):
+        """Read ``path`` (the sink's partial file) while it grows; ``name`` is the artifact's."""
+        self._path, self._name = path, name
+
+    # The sink protocol: Pipeline calls open() after the FileSink created the file,
+    # write() for every chunk, then commit() or abort().
+    def open(self):
+        for bucket in self.buckets:
+            stream = {"name": _staging_name(self.prefix, self._name), "error": None, "sent": 0}
+            stream["handle"] = open(self._path, "rb")  # noqa: SIM115 - closed by the thread
+            stream["thread"] = threading.Thread(
+                target=self._send, args=(bucket, stream), name="prestage-" + bucket, daemon=True
+            )
+            self._streams[bucket] = stream
+            stream["thread"].start()
+
+    def write(self, chunk):
+        pass
+
+    def commit(self):
+        self._complete = True
+        self._finished.set()
+
+    def abort(self):
+        self._finished.set()
+        self._join()
+
+    def _send(self, bucket, stream):
+        blob = self.client.bucket(bucket).blob(stream["name"], chunk_size=self.chunk_size)
+        blob.metadata = {"staging_for": self._name}
+        if self.storage_class:
+            blob.storage_class = self.storage_class
+        writer = None
+        try:
+            with stream["handle"] as handle:
+                writer = BlobWriter(
+                    blob,
+                    chunk_size=self.chunk_size,
+                    ignore_flush=True,
+                    content_type="application/pgp-encrypted",
+                    if_generation_match=0,
+                    checksum="crc32c",
+                    timeout=self.client.timeout,
+                    retry=self.client.retry,
+                )
+                while True:
+                    finished = self._finished.is_set()
+                    if finished and not self._complete:
+                        writer.terminate()  # the backup failed: never finalize what was sent
+                        return
+                    data = handle.read(8 * CHUNK)
+                    if data:
+                        writer.write(data)
+                        stream["sent"] += len(data)
+                    elif finished:
+                        break  # complete, and everything it wrote has been read
+                    else:
+                        self._finished.wait(self.POLL_S)
+                writer.close()
+        except _GCS_ERRORS as exc:
+            stream["error"] = exc
+            if writer is not None and not writer.closed:
+                try:
+                    writer.terminate()
+                except _GCS_ERRORS:
+                    pass
+
+    def _join(self):
+        """Wait for the streams to stop; a stream stuck on an unresponsive server is abandoned
+        after one request timeout (its thread is a daemon) rather than holding the error up."""
+        deadline = time.monotonic() + self.client.timeout
+        for stream in self._streams.values():
+            stream["thread"].join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def digests(self):
+        """The local copy's size and hashes, once the backup has checked them on disk."""
+        return self._digests
+
+    def landed(self, result):
+        """The backup finished: record the size and hashes it verified on disk."""
+        self._digests = {key: result[key] for key in ("size", "sha256", "crc32c")}
+
+    def take(self, bucket, local, progress):
+        """The verified staging object for ``bucket``, or None: upload it from the file instead."""
+        stream = self._streams.get(bucket)
+        if stream is None or not self._complete:
+            return None
+        stream["thread"].join()
+        if stream["error"] is not None:
+            progress(
+                "%s: streaming during the backup failed (%s); uploading from the local copy"
+                % (bucket, _short(stream["error"]))
+            )
+            return None
+        staged = _get(self.client, bucket, stream["name"])
+        if not _same(staged, local["size"], local["crc32c"]):
+            progress(
+                "%s: the object streamed during the backup does not match it; uploading from the local copy" % bucket
+            )
+            _cleanup_staging(self.client, bucket, stream["name"])
+            return None
+        progress("%s: %d bytes were streamed to staging during the backup" % (bucket, stream["sent"]))
+        return staged
+
+    def close(self):
+        """Cancel every stream not taken and remove every staging object that was not published."""
+        self._complete = False
+        self._finished.set()
+        self._join()
+        for bucket, stream in self._streams.items():
+            _cleanup_staging(self.client, bucket, stream["name"])
+
+
+def _apply_bucket(client, plan, local, storage_class, chunk_size, progress, prestaged=None):
     bucket = plan["bucket"]
     started = time.monotonic()
     if plan["delete_manifest"]:
@@ -675,8 +847,10 @@ def _apply_bucket(client, plan, local, storage_class, chunk_size, progress):
             )
             landed = _verified_or_removed(client, plan, local)
         else:
-            progress("uploading %s (%d bytes) to staging in %s" % (local["name"], local["size"], bucket))
-            staged = _stage(client, bucket, plan["prefix"], local, chunk_size, storage_class)
+            staged = prestaged.take(bucket, local, progress) if prestaged is not None else None
+            if staged is None:
+                progress("uploading %s (%d bytes) to staging in %s" % (local["name"], local["size"], bucket))
+                staged = _stage(client, bucket, plan["prefix"], local, chunk_size, storage_class)
             try:
                 landed = _publish(client, plan, staged, local, storage_class)
             finally:
@@ -709,6 +883,59 @@ def _apply_bucket(client, plan, local, storage_class, chunk_size, progress):
     progress("%s: %s verified (generation %s)" % (bucket, plan["url"], landed.generation))
 
 
+def _check_upload_options(what, buckets, overwrite, chunk_size):
+    if overwrite not in OVERWRITE_MODES:
+        raise ConfigError("Failed to upload %s: overwrite must be one of %s" % (what, ", ".join(OVERWRITE_MODES)))
+    if not buckets:
+        raise ConfigError("Failed to upload %s: no buckets given" % what)
+    if chunk_size <= 0 or chunk_size % (256 * 1024):
+        raise ConfigError("Failed to upload %s: chunk size must be a positive multiple of 256 KiB" % what)
+
+
+def backup_and_upload(
+    backup,
+    client,
+    buckets,
+    prefix="database/",
+    storage_class=None,
+    overwrite="never",
+    chunk_size=DEFAULT_CHUNK_SIZE,
+    progress=None,
+):
+    """Take a backup while streaming it to ``buckets``, then publish it there.
+
+    ``backup(followers)`` is a backup function with its arguments bound (``_dump.dump``)
+    that hands ``followers`` to the pipeline writing its local copy. The upload overlaps the
+    backup instead of following it; publishing is exactly ``upload_backup``'s. Returns the
+    backup's result with ``uploads``. If the backup succeeds and an upload fails, the
+    UploadError names the complete local copy, which ``upload_backup`` can send again.
+    """
+    _check_upload_options("the backup", buckets, overwrite, chunk_size)
+    with Prestage(client, buckets, prefix, chunk_size, storage_class) as prestage:
+        result = backup([prestage])
+        prestage.landed(result)
+        try:
+            uploaded = upload_backup(
+                client,
+                result["path"],
+                buckets,
+                prefix,
+                storage_class,
+                overwrite,
+                chunk_size=chunk_size,
+                progress=progress,
+                prestaged=prestage,
+            )
+        except UploadError as exc:
+            raise UploadError(
+                "Backup %s is complete at %s, but its upload failed: %s"
+                % (result["backup_id"], result["path"], exc.message),
+                partial=dict(result, uploads=exc.partial.get("uploads", [])),
+                hint=exc.hint,
+            ) from exc
+    return dict(result, uploads=uploaded["uploads"], warnings=uploaded["warnings"])
+
+
 def upload_backup(
     client,
     src,
@@ -719,8 +946,12 @@ def upload_backup(
     check_mode=False,
     chunk_size=DEFAULT_CHUNK_SIZE,
     progress=None,
+    prestaged=None,
 ):
     """Upload ``src`` and its manifest to every bucket: data verified first, manifest last.
+
+    ``prestaged`` is the Prestage that streamed ``src`` to the buckets while it was written:
+    what it staged is published instead of uploaded again.
 
     Every bucket is inspected before anything is written. A different object at a final
     name refuses the whole run (``overwrite=never``) before any bucket is touched. An
@@ -728,14 +959,9 @@ def upload_backup(
     the buckets that did succeed in the error's partial result.
     """
     progress = progress or (lambda message: None)
-    if overwrite not in OVERWRITE_MODES:
-        raise ConfigError("Failed to upload %s: overwrite must be one of %s" % (src, ", ".join(OVERWRITE_MODES)))
-    if not buckets:
-        raise ConfigError("Failed to upload %s: no buckets given" % src)
-    if chunk_size <= 0 or chunk_size % (256 * 1024):
-        raise ConfigError("Failed to upload %s: chunk size must be a positive multiple of 256 KiB" % src)
+    _check_upload_options(src, buckets, overwrite, chunk_size)
     prefix = normalize_prefix(prefix)
-    local = _local_backup(src)
+    local = _local_backup(src, prestaged.digests if prestaged is not None else None)
     plans = []
     for entry in buckets:
         plans.append(_plan_bucket(client, entry, prefix, local, overwrite))
@@ -761,7 +987,7 @@ def upload_backup(
             if plan["action"] in ("error", "none"):
                 continue
             try:
-                _apply_bucket(client, plan, local, storage_class, chunk_size, progress)
+                _apply_bucket(client, plan, local, storage_class, chunk_size, progress, prestaged)
             except (UploadError, DownloadError, IntegrityError) as exc:
                 plan.update(error=str(exc), changed=True, verified=False)
     result["uploads"] = [_public(p) for p in plans]

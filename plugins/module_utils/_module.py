@@ -62,7 +62,7 @@ class DRModule:
         self._started = time.monotonic()
         self._progress_file = self.params.get("progress_file")
         for name in requires:
-            self._require(name)
+            self.require(name)
         # Secrets are read by the library from files; if a file's content ever reached a
         # result or message, Ansible masks it.
         for option in secret_files:
@@ -79,7 +79,8 @@ class DRModule:
             for value in _passfile_passwords(self.params.get(option)):
                 self.module.no_log_values.add(value)
 
-    def _require(self, name):
+    def require(self, name):
+        """Fail the task unless the Python library ``name`` (a REQUIREMENTS key) is importable."""
         import_name, minimum, pip_name = REQUIREMENTS[name]
         try:
             mod = __import__(import_name, fromlist=["__version__"])

@@ -28,6 +28,7 @@ author:
   - DiagnosticPro Technical Operations (@diagnosticpro)
 extends_documentation_fragment:
   - diagnosticpro.dr.gcs_auth
+  - diagnosticpro.dr.gcs_upload
 attributes:
   check_mode:
     support: full
@@ -56,44 +57,10 @@ options:
       region:
         description: The bucket's region; reported back, not checked.
         type: str
-  prefix:
-    description:
-      - Folder in each bucket. V(database) and V(database/) are the same; V("") is the bucket root.
-    type: str
-    default: database/
-  storage_class:
-    description:
-      - Storage class of the uploaded objects. Omit to use the bucket's default class.
-      - The emulator ignores it for large artifacts; a warning says so when the stored class differs.
-    type: str
-    choices: [STANDARD, NEARLINE, COLDLINE, ARCHIVE]
-  overwrite:
-    description:
-      - What to do when a B(different) object already exists at the artifact's or manifest's name.
-      - V(never) refuses, and nothing is written to any bucket.
-      - V(different) replaces it. The old manifest is removed first and the new one written last, so no manifest
-        ever describes data that is not its own. Each write is conditional on the generation that was inspected.
-      - An identical object is never sent again, whatever this option says.
-    type: str
-    choices: [never, different]
-    default: never
-  chunk_size_mb:
-    description:
-      - Size in MiB of the chunks of a resumable upload; one chunk is held in memory.
-      - Against the emulator 64 MiB was about 3 times faster than 16 MiB and within 20% of 128 MiB
-        (docs/benchmarks.md); on GCS anything from 16 MiB up performs about the same.
-    type: int
-    default: 64
   progress_file:
     description:
       - File to append progress lines to while uploading (also sent to the host's log).
     type: path
-notes:
-  - Needs C(storage.objects.create), C(storage.objects.get), C(storage.objects.list) and C(storage.objects.delete)
-    (to remove its own staging objects and, with O(overwrite=different), the replaced ones), that is
-    C(roles/storage.objectAdmin) on each bucket.
-  - If the buckets have a retention policy or object holds, O(overwrite=different) fails for objects under
-    retention; that is the point of a retention policy.
 seealso:
   - module: diagnosticpro.dr.gcs_backup_info
   - module: diagnosticpro.dr.pg_encrypted_dump
@@ -224,32 +191,24 @@ uploads:
 """
 
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._gcs import (
+    BUCKETS_SPEC,
     GCS_AUTH_SPEC,
-    OVERWRITE_MODES,
+    MIB,
+    UPLOAD_SPEC,
     connect_params,
     upload_backup,
 )
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._module import DRModule
 
-MIB = 1024 * 1024
-
 
 def main():
     argument_spec = dict(
         src=dict(type="path", required=True),
-        buckets=dict(
-            type="list",
-            elements="dict",
-            required=True,
-            options=dict(name=dict(type="str", required=True), region=dict(type="str")),
-        ),
-        prefix=dict(type="str", default="database/"),
-        storage_class=dict(type="str", choices=["STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE"]),
-        overwrite=dict(type="str", choices=list(OVERWRITE_MODES), default="never"),
-        chunk_size_mb=dict(type="int", default=64),
+        buckets=dict(BUCKETS_SPEC, required=True),
         progress_file=dict(type="path"),
+        **UPLOAD_SPEC,
+        **GCS_AUTH_SPEC,
     )
-    argument_spec.update(GCS_AUTH_SPEC)
     module = DRModule(argument_spec, requires=("google-cloud-storage", "google-crc32c"))
     module.run(_upload)
 

@@ -19,17 +19,25 @@ description:
     id, server and pg_dump versions, timestamps (including the snapshot's data timestamp, for RPO),
     per-table row counts, size, SHA-256 and CRC32C, compression, and the encryption mode with a key id
     or recipients' fingerprints (never key material).
-  - Use M(diagnosticpro.dr.gcs_backup_upload) to copy the artifact to regional buckets.
+  - With O(buckets), the artifact is also streamed to every bucket while it is being written (read back from the
+    local copy, so a slow upload never holds the dump up), then published exactly as
+    M(diagnosticpro.dr.gcs_backup_upload) does it (verified, manifest last). The upload overlaps the dump instead of
+    following it. A bucket whose stream failed is uploaded again from the local copy; if that fails too, the task
+    fails naming the complete local copy, which M(diagnosticpro.dr.gcs_backup_upload) can send later.
+  - Without O(buckets), use M(diagnosticpro.dr.gcs_backup_upload) to copy the artifact to regional buckets.
 author:
   - DiagnosticPro Technical Operations (@diagnosticpro)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - diagnosticpro.dr.postgres
   - diagnosticpro.dr.encryption
+  - diagnosticpro.dr.gcs_auth
+  - diagnosticpro.dr.gcs_upload
 attributes:
   check_mode:
     support: full
-    details: Checks inputs, tools and the database connection, and reports the path it would write.
+    details: Checks inputs, tools and the database connection, and reports the path it would write; nothing is
+      sent to O(buckets).
   diff_mode:
     support: none
   platform:
@@ -80,6 +88,20 @@ options:
   progress_file:
     description: Append progress lines (MiB written, throughput) to this file while the dump runs.
     type: path
+  buckets:
+    description:
+      - Buckets to stream the backup to while it is written, in priority order (primary first). Omit to only write
+        the local copy.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Bucket name.
+        type: str
+        required: true
+      region:
+        description: The bucket's region; reported back, not checked.
+        type: str
 notes:
   - Restore by hand without Ansible; see the README section "Restore by hand".
 seealso:
@@ -98,6 +120,15 @@ EXAMPLES = r"""
     passphrase_file: /etc/diagnosticpro/keys/backup-encryption.key
     dest: /backups/database
   register: __backup
+
+- name: Back up and stream the backup to the three regional buckets while it is written
+  diagnosticpro.dr.pg_encrypted_dump:
+    database: diagnosticpro
+    passphrase_file: /etc/diagnosticpro/keys/backup-encryption.key
+    dest: /backups/database
+    buckets: "{{ dr_buckets }}"
+    prefix: database/
+    credentials_file: /etc/dr/gcs-backup-writer.json
 
 - name: Back up with public-key encryption; this host cannot decrypt its own backups
   diagnosticpro.dr.pg_encrypted_dump:
@@ -165,6 +196,15 @@ manifest:
   returned: success and not check mode
   type: dict
   sample: {"manifest_version": 1, "kind": "postgresql", "backup_id": "diagnosticpro-20261203T150405Z-1a2b3c"}
+uploads:
+  description:
+    - One entry per bucket in O(buckets), as RV(diagnosticpro.dr.gcs_backup_upload#module:uploads) describes it
+      (C(bucket), C(region), C(url), C(manifest_url), C(crc32c), C(generation), C(verified), C(action), C(error)).
+  returned: success with O(buckets), not check mode
+  type: list
+  elements: dict
+  sample: [{"bucket": "dp-backups-us-central1", "url": "gs://dp-backups-us-central1/database/x.dump.zst.gpg",
+            "verified": true, "generation": 1796323232940185, "action": "upload"}]
 layers:
   description: The artifact's layers, innermost first.
   returned: always
@@ -180,6 +220,14 @@ from ansible_collections.diagnosticpro.dr.plugins.module_utils._crypto import (
     encryption_from_params,
 )
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._dump import dump
+from ansible_collections.diagnosticpro.dr.plugins.module_utils._gcs import (
+    BUCKETS_SPEC,
+    GCS_AUTH_SPEC,
+    MIB,
+    UPLOAD_SPEC,
+    backup_and_upload,
+    connect_params,
+)
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._module import DRModule
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._pg import POSTGRES_SPEC, conn_from_params
 
@@ -197,6 +245,9 @@ def main():
         tier={"type": "str", "choices": ["tier1", "tier2", "tier3", "tier4"], "default": "tier1"},
         retention_class={"type": "str", "choices": ["hot", "warm", "cold", "frozen"], "default": "hot"},
         progress_file={"type": "path"},
+        buckets=BUCKETS_SPEC,
+        **UPLOAD_SPEC,
+        **GCS_AUTH_SPEC,
     )
     module = DRModule(
         argument_spec,
@@ -205,22 +256,41 @@ def main():
         passfiles=("password_file",),
         **ENCRYPTION_RULES,
     )
-    params = module.params
-    module.run(
-        lambda m: dump(
-            conn_from_params(params),
-            params["database"],
-            params["dest"],
-            encryption_from_params(params),
-            compression=params["compression"],
-            compression_level=params["compression_level"],
-            jobs=params["jobs"],
-            tier=params["tier"],
-            retention_class=params["retention_class"],
-            label=params["label"],
+    module.run(_backup)
+
+
+def _backup(m):
+    p = m.params
+
+    def backup(followers=()):
+        return dump(
+            conn_from_params(p),
+            p["database"],
+            p["dest"],
+            encryption_from_params(p),
+            compression=p["compression"],
+            compression_level=p["compression_level"],
+            jobs=p["jobs"],
+            tier=p["tier"],
+            retention_class=p["retention_class"],
+            label=p["label"],
             progress=m.progress,
             check_mode=m.check_mode,
+            followers=followers,
         )
+
+    if not p["buckets"] or m.check_mode:
+        return backup()
+    m.require("google-cloud-storage")
+    return backup_and_upload(
+        backup,
+        connect_params(p),
+        p["buckets"],
+        prefix=p["prefix"],
+        storage_class=p["storage_class"],
+        overwrite=p["overwrite"],
+        chunk_size=p["chunk_size_mb"] * MIB,
+        progress=m.progress,
     )
 
 
