@@ -208,11 +208,17 @@ def restore_limit(spec, phase):
 
 
 def ours_restore(spec, phase):
-    """(d) `_restore.restore` streaming from the emulator through a staging database."""
+    """(d) `_restore.restore` streaming from the emulator through a staging database, with the
+    modules' default of 2 sessions (``jobs``; ``ours_restore_1`` has one)."""
     decryption = _crypto.Decryption(passphrase_file=spec["key"])
     with phase("restore"):
         result = _restore.restore(
-            _conn(spec), [spec["url"]], spec["target"], decryption, gcs={"endpoint": spec["gcs_endpoint"]}
+            _conn(spec),
+            [spec["url"]],
+            spec["target"],
+            decryption,
+            gcs={"endpoint": spec["gcs_endpoint"]},
+            jobs=spec.get("jobs", JOBS),
         )
     # Download -> gpg -> zstd -> pg_restore; the rest is the manifest, staging database, row counts, rename.
     phase.record("of which streaming pipeline", result["timings"]["restore"])

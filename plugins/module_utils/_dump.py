@@ -19,7 +19,7 @@ from . import _manifest as manifest_mod
 from ._artifact import check_dest
 from ._crypto import Encryption
 from ._errors import DumpError
-from ._pg import Conn, exported_snapshot, row_counts, tool, tool_version, validate_identifier
+from ._pg import Conn, exported_snapshot, row_counts, table_sizes, tool, tool_version, validate_identifier
 from ._pipeline import Stage
 
 
@@ -72,7 +72,7 @@ def dump(
     progress = progress or (lambda message: None)
     started, t0 = manifest_mod.utcnow(), time.monotonic()
     pg_dump_compress = level if compression == "pg_dump" else 0
-    counts, count_error = {}, []
+    counts, sizes, count_error = {}, {}, []
     with exported_snapshot(conn, database) as snap:
         progress(
             "snapshot %s exported; dumping %s (%.1f MiB on disk)"
@@ -81,6 +81,7 @@ def dump(
 
         def count_rows():
             try:
+                sizes.update(table_sizes(snap["cursor"]))
                 counts.update(row_counts(snap["cursor"]))
             except Exception as exc:  # noqa: BLE001 - reported as a dump failure below
                 count_error.append(exc)
@@ -133,7 +134,8 @@ def dump(
             },
             "tool": {"pg_dump_version": tool_version("pg_dump"), "format": "custom"},
             "compression": {"pg_dump_compress": pg_dump_compress},
-            "tables": {name: {"rows": rows} for name, rows in sorted(counts.items())},
+            # Bytes on disk let a parallel restore share the tables out evenly.
+            "tables": {name: {"rows": rows, "bytes": sizes.get(name)} for name, rows in sorted(counts.items())},
         },
     )
     total_rows = sum(counts.values())

@@ -38,7 +38,7 @@ import time
 from . import _manifest
 from ._crypto import check_key_file
 from ._errors import ConfigError, DownloadError, IntegrityError, UploadError, VerifyError
-from ._pipeline import CHUNK, hash_file
+from ._pipeline import hash_file
 
 try:
     import google.auth
@@ -48,7 +48,6 @@ try:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
     from google.cloud.storage.exceptions import DataCorruption
-    from google.cloud.storage.fileio import BlobWriter
     from google.cloud.storage.retry import DEFAULT_RETRY
     from google.oauth2 import service_account
 
@@ -631,12 +630,14 @@ def _verified_or_removed(client, plan, local):
     return landed
 
 
-def _publish(client, plan, staged, local, storage_class):
-    """Server-side rewrite of the verified staging object to the final name, then verify it."""
+def _publish(client, plan, local, storage_class, write):
+    """Create the final object server-side with ``write(dest, expected_generation)`` (a rewrite
+    of the verified staging object, or a compose of verified parts), conditional on the
+    generation that was inspected, then verify it."""
     bucket, name = plan["bucket"], plan["data_name"]
     expected = plan["_data"].generation if plan["_data"] is not None else 0
-    # GCS enforces if_generation_match on rewrite; the emulator ignores it, so look first:
-    # this narrows the race there to the instant between this check and the rewrite.
+    # GCS enforces if_generation_match on rewrite and compose; the emulator ignores it, so look
+    # first: this narrows the race there to the instant between this check and the write.
     current = _get(client, bucket, name)
     if (current.generation if current is not None else 0) != expected:
         raise UploadError(
@@ -649,21 +650,10 @@ def _publish(client, plan, staged, local, storage_class):
     dest.content_type = local["content_type"]
     if storage_class:
         dest.storage_class = storage_class
-    token = None
     try:
-        while True:
-            token, _done, _total = dest.rewrite(
-                staged,
-                token=token,
-                if_generation_match=expected,
-                if_source_generation_match=staged.generation,
-                timeout=client.timeout,
-                retry=client.retry,
-            )
-            if token is None:
-                break
+        write(dest, expected)
     except gexc.PreconditionFailed as exc:
-        # A retried rewrite whose first attempt landed finds our own object: that is success.
+        # A retried request whose first attempt landed finds our own object: that is success.
         current = _get(client, bucket, name)
         mine = (
             _same(current, local["size"], local["crc32c"]) and (current.metadata or {}).get("sha256") == local["sha256"]
@@ -678,25 +668,75 @@ def _publish(client, plan, staged, local, storage_class):
     return _verified_or_removed(client, plan, local)
 
 
+def _rewrite_from(client, staged):
+    """``_publish`` writer: server-side rewrite of the staging object (on GCS, within a bucket,
+    a metadata operation)."""
+
+    def write(dest, expected):
+        token = None
+        while True:
+            token, _done, _total = dest.rewrite(
+                staged,
+                token=token,
+                if_generation_match=expected,
+                if_source_generation_match=staged.generation,
+                timeout=client.timeout,
+                retry=client.retry,
+            )
+            if token is None:
+                return
+
+    return write
+
+
+# GCS composes at most 32 objects in one request.
+COMPOSE_MAX = 32
+
+
+def _compose_from(client, parts, folder):
+    """``_publish`` writer: compose the parts (exactly the generations uploaded and checked), in
+    rounds of COMPOSE_MAX through intermediate objects in ``folder`` when there are more."""
+
+    def write(dest, expected):
+        sources, level = list(parts), 0
+        while len(sources) > COMPOSE_MAX:
+            level += 1
+            merged = []
+            for start in range(0, len(sources), COMPOSE_MAX):
+                step = dest.bucket.blob("%scompose-%d-%05d" % (folder, level, start // COMPOSE_MAX))
+                step.compose(
+                    sources[start : start + COMPOSE_MAX],
+                    if_generation_match=0,
+                    timeout=client.timeout,
+                    retry=client.retry,
+                )
+                merged.append(step)
+            sources = merged
+        dest.compose(sources, if_generation_match=expected, timeout=client.timeout, retry=client.retry)
+
+    return write
+
+
 class Prestage:
-    """Stream an artifact to every bucket's staging area while the backup is still writing it.
+    """Stream an artifact to every bucket as parts while the backup is still writing it.
 
     A pipeline sink placed after the FileSink: one thread per bucket reads the local copy
-    behind the writer (through the file, so no second copy of the stream is held in memory
-    and a slow upload never holds the backup up) and sends it as a resumable upload to a
-    unique staging name. Nothing is published here. ``upload_backup(prestaged=...)`` takes a
-    staged object only once the backup is complete and the object matches it (size, CRC32C),
-    then publishes it as usual (rewrite, verification, manifest last); a bucket whose stream
-    failed is uploaded again from the local copy. If the backup fails, every stream is
-    cancelled and its staging object removed.
+    behind the writer (through the file, so a slow upload never holds the backup up and no
+    second copy of the stream is kept in memory) and uploads each ``part_size`` piece as its
+    own object in a unique staging folder, checked by CRC32C. Nothing is published here.
+    Once the backup is complete, ``upload_backup(prestaged=...)`` composes the parts into the
+    final object server-side, which is all-or-nothing, verifies it and writes the manifest
+    last; a bucket whose stream failed is uploaded again from the local copy. If the backup
+    fails, the streams stop and every part is removed. Many parts instead of one growing
+    resumable upload also suit the emulator, whose cost per upload grows with the object.
     """
 
     POLL_S = 0.05
 
-    def __init__(self, client, buckets, prefix="database/", chunk_size=DEFAULT_CHUNK_SIZE, storage_class=None):
+    def __init__(self, client, buckets, prefix="database/", part_size=DEFAULT_CHUNK_SIZE, storage_class=None):
         self.client = client
         self.prefix = normalize_prefix(prefix)
-        self.chunk_size = chunk_size
+        self.part_size = part_size
         self.storage_class = storage_class
         self.buckets = [entry["name"] for entry in buckets]
         self._streams = {}
@@ -719,7 +759,7 @@ class Prestage:
     # write() for every chunk, then commit() or abort().
     def open(self):
         for bucket in self.buckets:
-            stream = {"name": _staging_name(self.prefix, self._name), "error": None, "sent": 0}
+            stream = {"folder": _staging_name(self.prefix, self._name) + "/", "parts": [], "error": None, "sent": 0}
             stream["handle"] = open(self._path, "rb")  # noqa: SIM115 - closed by the thread
             stream["thread"] = threading.Thread(
                 target=self._send, args=(bucket, stream), name="prestage-" + bucket, daemon=True
@@ -738,45 +778,43 @@ class Prestage:
         self._finished.set()
         self._join()
 
+    def _pieces(self, handle):
+        """The file in ``part_size`` pieces as the writer produces them; stops early if the backup fails."""
+        piece = bytearray()
+        while True:
+            finished = self._finished.is_set()
+            if finished and not self._complete:
+                return
+            data = handle.read(self.part_size - len(piece))
+            piece += data
+            if len(piece) == self.part_size or (finished and not data and piece):
+                yield bytes(piece)
+                piece = bytearray()
+            elif finished and not data:
+                return  # complete, and everything it wrote has been sent
+            elif not data:
+                self._finished.wait(self.POLL_S)
+
     def _send(self, bucket, stream):
-        blob = self.client.bucket(bucket).blob(stream["name"], chunk_size=self.chunk_size)
-        blob.metadata = {"staging_for": self._name}
-        if self.storage_class:
-            blob.storage_class = self.storage_class
-        writer = None
         try:
             with stream["handle"] as handle:
-                writer = BlobWriter(
-                    blob,
-                    chunk_size=self.chunk_size,
-                    ignore_flush=True,
-                    content_type="application/pgp-encrypted",
-                    if_generation_match=0,
-                    checksum="crc32c",
-                    timeout=self.client.timeout,
-                    retry=self.client.retry,
-                )
-                while True:
-                    finished = self._finished.is_set()
-                    if finished and not self._complete:
-                        writer.terminate()  # the backup failed: never finalize what was sent
-                        return
-                    data = handle.read(8 * CHUNK)
-                    if data:
-                        writer.write(data)
-                        stream["sent"] += len(data)
-                    elif finished:
-                        break  # complete, and everything it wrote has been read
-                    else:
-                        self._finished.wait(self.POLL_S)
-                writer.close()
+                for number, piece in enumerate(self._pieces(handle)):
+                    blob = self.client.bucket(bucket).blob("%spart-%05d" % (stream["folder"], number))
+                    if self.storage_class:
+                        blob.storage_class = self.storage_class
+                    # checksum="crc32c": the client compares what landed with what it sent.
+                    blob.upload_from_string(
+                        piece,
+                        content_type="application/octet-stream",
+                        if_generation_match=0,
+                        checksum="crc32c",
+                        timeout=self.client.timeout,
+                        retry=self.client.retry,
+                    )
+                    stream["parts"].append(blob)
+                    stream["sent"] += len(piece)
         except _GCS_ERRORS as exc:
             stream["error"] = exc
-            if writer is not None and not writer.closed:
-                try:
-                    writer.terminate()
-                except _GCS_ERRORS:
-                    pass
 
     def _join(self):
         """Wait for the streams to stop; a stream stuck on an unresponsive server is abandoned
@@ -795,7 +833,8 @@ class Prestage:
         self._digests = {key: result[key] for key in ("size", "sha256", "crc32c")}
 
     def take(self, bucket, local, progress):
-        """The verified staging object for ``bucket``, or None: upload it from the file instead."""
+        """``(parts, folder)`` for ``bucket`` once every byte of the artifact is there, or None:
+        upload it from the file instead."""
         stream = self._streams.get(bucket)
         if stream is None or not self._complete:
             return None
@@ -806,23 +845,33 @@ class Prestage:
                 % (bucket, _short(stream["error"]))
             )
             return None
-        staged = _get(self.client, bucket, stream["name"])
-        if not _same(staged, local["size"], local["crc32c"]):
+        if stream["sent"] != local["size"] or not stream["parts"]:
             progress(
-                "%s: the object streamed during the backup does not match it; uploading from the local copy" % bucket
+                "%s: %d of %d bytes were streamed; uploading from the local copy"
+                % (bucket, stream["sent"], local["size"])
             )
-            _cleanup_staging(self.client, bucket, stream["name"])
             return None
-        progress("%s: %d bytes were streamed to staging during the backup" % (bucket, stream["sent"]))
-        return staged
+        progress(
+            "%s: %d bytes were streamed during the backup in %d parts" % (bucket, stream["sent"], len(stream["parts"]))
+        )
+        return stream["parts"], stream["folder"]
 
     def close(self):
-        """Cancel every stream not taken and remove every staging object that was not published."""
+        """Cancel every stream not taken and remove every part and intermediate object."""
         self._complete = False
         self._finished.set()
         self._join()
         for bucket, stream in self._streams.items():
-            _cleanup_staging(self.client, bucket, stream["name"])
+            _cleanup_folder(self.client, bucket, stream["folder"])
+
+
+def _cleanup_folder(client, bucket, folder):
+    """Best effort, like ``_cleanup_staging``: remove every object under ``folder``."""
+    try:
+        for blob in client.storage.list_blobs(bucket, prefix=folder, timeout=client.timeout, retry=None):
+            blob.delete(if_generation_match=blob.generation, timeout=client.timeout, retry=None)
+    except _GCS_ERRORS:
+        pass
 
 
 def _apply_bucket(client, plan, local, storage_class, chunk_size, progress, prestaged=None):
@@ -847,14 +896,16 @@ def _apply_bucket(client, plan, local, storage_class, chunk_size, progress, pres
             )
             landed = _verified_or_removed(client, plan, local)
         else:
-            staged = prestaged.take(bucket, local, progress) if prestaged is not None else None
-            if staged is None:
+            taken = prestaged.take(bucket, local, progress) if prestaged is not None else None
+            if taken is not None:
+                landed = _publish(client, plan, local, storage_class, _compose_from(client, *taken))
+            else:
                 progress("uploading %s (%d bytes) to staging in %s" % (local["name"], local["size"], bucket))
                 staged = _stage(client, bucket, plan["prefix"], local, chunk_size, storage_class)
-            try:
-                landed = _publish(client, plan, staged, local, storage_class)
-            finally:
-                _cleanup_staging(client, bucket, staged.name)
+                try:
+                    landed = _publish(client, plan, local, storage_class, _rewrite_from(client, staged))
+                finally:
+                    _cleanup_staging(client, bucket, staged.name)
     else:
         landed = plan["_data"]
     if plan["write_manifest"]:
@@ -911,7 +962,7 @@ def backup_and_upload(
     UploadError names the complete local copy, which ``upload_backup`` can send again.
     """
     _check_upload_options("the backup", buckets, overwrite, chunk_size)
-    with Prestage(client, buckets, prefix, chunk_size, storage_class) as prestage:
+    with Prestage(client, buckets, prefix, part_size=chunk_size, storage_class=storage_class) as prestage:
         result = backup([prestage])
         prestage.landed(result)
         try:

@@ -145,17 +145,24 @@ class Conn:
         return result.returncode == 0, result.stdout.strip()
 
 
+# Ordinary tables (leaf partitions included) outside the system schemas.
+_USER_TABLES = """
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
+"""
+
+
 def user_tables(cur):
-    """Ordinary tables (leaf partitions included) outside the system schemas, as 'schema.table'."""
-    cur.execute(
-        """
-        SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
-        ORDER BY 1, 2
-        """
-    )
+    """Every user table as ``(schema, table)``, sorted."""
+    cur.execute("SELECT n.nspname, c.relname" + _USER_TABLES + "ORDER BY 1, 2")
     return cur.fetchall()
+
+
+def table_sizes(cur):
+    """Bytes on disk of every user table (heap and TOAST, no indexes), as 'schema.table'."""
+    cur.execute("SELECT n.nspname || '.' || c.relname, pg_table_size(c.oid)" + _USER_TABLES)
+    return dict(cur.fetchall())
 
 
 def row_counts(cur):

@@ -194,6 +194,25 @@ class FileSink:
             os.unlink(self.partial)
 
 
+class MemorySink:
+    """Collect a small output (a table of contents) in memory."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def open(self):
+        pass
+
+    def write(self, chunk):
+        self.data += chunk
+
+    def commit(self):
+        pass
+
+    def abort(self):
+        self.data.clear()
+
+
 class PipelineError(Exception):
     """Raised by run(); ``reasons`` lists every failing stage, source or sink, first cause first."""
 
@@ -205,7 +224,15 @@ class PipelineError(Exception):
 
 class Pipeline:
     def __init__(
-        self, stages, source=None, sinks=(), progress=None, progress_every=5.0, chunk=CHUNK, drain_source_on_error=False
+        self,
+        stages,
+        source=None,
+        sinks=(),
+        progress=None,
+        progress_every=5.0,
+        chunk=CHUNK,
+        drain_source_on_error=False,
+        reader_may_stop=False,
     ):
         self.stages = list(stages)
         self.source = source
@@ -221,6 +248,12 @@ class Pipeline:
         # Keep reading (and hashing) the source after a stage died, so the caller can tell
         # "the artifact is corrupt" (hash mismatch) from "the tool failed".
         self.drain_source_on_error = drain_source_on_error
+        # The last stage may quit once it has what it needs (pg_restore of one section reads
+        # only the archive's head): when it exits 0, the stages before it that died of the
+        # broken pipe did not fail, and the rest of the source is not read (``stopped_early``)
+        # unless drain_source_on_error asks for it.
+        self.reader_may_stop = reader_may_stop
+        self.stopped_early = False
         self.source_error = None
 
     def commands(self):
@@ -234,8 +267,10 @@ class Pipeline:
                 self.input.update(chunk)
                 pipe.write(chunk)
         except BrokenPipeError:
-            # The consumer died; its exit status says why.
-            if self.drain_source_on_error:
+            # The consumer died or, if it may, stopped reading; its exit status says which.
+            if self.reader_may_stop and self.stages[-1].wait() == 0 and not self.drain_source_on_error:
+                self.stopped_early = True
+            elif self.drain_source_on_error:
                 try:
                     for chunk in source:
                         self.input.update(chunk)
@@ -297,10 +332,13 @@ class Pipeline:
             self.duration = time.monotonic() - self.started
         failed_stage = None
         causes, consequences = [], []
+        last_ok = self.stages[-1].proc is not None and self.stages[-1].failure() is None
         for stage in self.stages:
             reason = stage.failure() if stage.proc is not None else None
             if not reason or (reasons and "killed by SIGKILL" in reason):
                 continue  # killed by us after the first failure
+            if self.reader_may_stop and last_ok and stage.lost_its_reader():
+                continue  # its reader had all it needed
             (consequences if stage.lost_its_reader() else causes).append((stage.name, reason))
         for name, reason in causes + consequences:
             reasons.append(reason)
@@ -319,6 +357,11 @@ class Pipeline:
                 sink.abort()
             raise PipelineError([self._describe(exc)]) from exc
         return self
+
+    def kill(self):
+        """Stop every stage now (another pipeline working on the same job failed)."""
+        for stage in self.stages:
+            stage.kill()
 
     def _drain_output(self, pipe):
         next_report = time.monotonic() + self.progress_every

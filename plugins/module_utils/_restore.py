@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import tempfile
+import threading
 import time
 
 from . import _manifest as manifest_mod
@@ -42,7 +45,7 @@ from ._pg import (
     tool,
     validate_identifier,
 )
-from ._pipeline import CHUNK, Pipeline, PipelineError, Stage
+from ._pipeline import CHUNK, MemorySink, Pipeline, PipelineError, Stage
 
 # Session settings for the restoring backend: faster index builds, no waiting on WAL flush
 # (a crash mid-restore only loses a staging database that is rebuilt anyway).
@@ -112,13 +115,13 @@ def layer_stages(manifest, decryption, home):
     return stages
 
 
-def _pg_restore_stage(conn, database, no_owner):
+def _pg_restore_stage(conn, database, no_owner, extra=()):
     if database is None:  # hash-and-decrypt only (check mode): read the archive's table of contents
         return Stage("pg_restore", [tool("pg_restore"), "--list"])
     argv = [tool("pg_restore"), "--exit-on-error", "--no-password"] + conn.cli_args(database)[:-1]
     if no_owner:
         argv += ["--no-owner", "--no-acl"]
-    return Stage("pg_restore", argv, env=conn.env(PGOPTIONS=RESTORE_PGOPTIONS))
+    return Stage("pg_restore", argv + list(extra), env=conn.env(PGOPTIONS=RESTORE_PGOPTIONS))
 
 
 def raise_stream_error(source, pipeline, error, verb="restore"):
@@ -129,6 +132,8 @@ def raise_stream_error(source, pipeline, error, verb="restore"):
         if isinstance(exc, BackupError):
             raise exc
         raise DownloadError("Failed to read %s: %s" % (source.location, exc)) from exc
+    if pipeline.stopped_early and error is None:
+        return  # read only the head it needed; the passes that read everything check the hash
     got = pipeline.input.result()
     # The hash decides first: a corrupt artifact makes gpg or pg_restore fail too, but the
     # operator needs to hear "the stored object is corrupt", not a pg_restore parse error.
@@ -145,24 +150,179 @@ def raise_stream_error(source, pipeline, error, verb="restore"):
         raise RestoreError("Failed to %s %s: %s" % (verb, source.location, error)) from error
 
 
-def stream_restore(source, decryption, conn, database, progress=None, no_owner=False):
+def stream_restore(source, decryption, conn, database, progress=None, no_owner=False, jobs=1):
     """Stream one artifact into ``database`` (None: decrypt and read the TOC only).
 
+    ``jobs`` > 1 restores with that many pg_restore sessions at once (``_parallel_restore``).
     Returns timings. Raises IntegrityError when the bytes read do not match the manifest,
     DecryptError for key problems, RestoreError when pg_restore fails.
     """
     progress = progress or (lambda message: None)
     with decryption.home() as home:
-        stages = layer_stages(source.manifest, decryption, home) + [_pg_restore_stage(conn, database, no_owner)]
-        pipeline = Pipeline(stages, source=source.chunks(), progress=progress, drain_source_on_error=True)
-        error = None
-        try:
-            pipeline.run()
-        except PipelineError as exc:
-            error = exc
-    raise_stream_error(source, pipeline, error, "restore into %s" % database if database else "read")
+        if database is not None and jobs > 1:
+            return _parallel_restore(source, decryption, home, conn, database, progress, no_owner, jobs)
+        pipeline = _pass(source, decryption, home, _pg_restore_stage(conn, database, no_owner), progress)
+        _run_passes([pipeline], source, "restore into %s" % database if database else "read")
     names = {"source": "download", "gpg": "decrypt", "pg_restore": "restore"}
     return {names.get(k, k): v for k, v in pipeline.timings().items()}
+
+
+def _pass(source, decryption, home, consumer, progress=None, head_only=False, sinks=()):
+    """One read of the artifact: download -> gpg -> decompress -> ``consumer``. A ``head_only``
+    consumer may stop once it has read what it needs (the archive's table of contents)."""
+    return Pipeline(
+        layer_stages(source.manifest, decryption, home) + [consumer],
+        source=source.chunks(),
+        sinks=sinks,
+        progress=progress,
+        drain_source_on_error=not head_only,
+        reader_may_stop=True,
+    )
+
+
+def _run_passes(pipelines, source, verb):
+    """Run reads of ``source`` side by side; the first failure stops the others and is raised."""
+    errors = [None] * len(pipelines)
+
+    def run(index):
+        try:
+            pipelines[index].run()
+        except PipelineError as exc:
+            errors[index] = exc
+            for other in pipelines:
+                other.kill()
+
+    threads = [threading.Thread(target=run, args=(i,), name="restore-pass-%d" % i) for i in range(len(pipelines))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # A pass that failed on its own comes first: the others were only killed because of it.
+    order = sorted(range(len(pipelines)), key=lambda i: (errors[i] is None, "killed by SIGKILL" in str(errors[i])))
+    for index in order:
+        raise_stream_error(source, pipelines[index], errors[index], verb)
+
+
+# Entries of `pg_restore --list`: "<dump id>; <catalog oid> <oid> <type> <schema> <name> <owner>".
+_TOC_ENTRY = re.compile(r"^\d+; \d+ \d+ (?P<rest>.*)$")
+# `CREATE [UNIQUE] INDEX <name> ON [ONLY] <schema>.<table>` in pg_restore's SQL output.
+_CREATE_INDEX = re.compile(r"^CREATE (?:UNIQUE )?INDEX (\S+) ON (?:ONLY )?([^\s.]+)\.(\S+) ", re.MULTILINE)
+
+
+def _entry_table(line, index_tables):
+    """'schema.table' that a TOC entry loads or builds a key or index on; None for anything else
+    (foreign keys, triggers, grants...), which must wait until every table is complete."""
+    rest = _TOC_ENTRY.match(line).group("rest")
+    for kind in ("TABLE DATA ", "CONSTRAINT "):
+        if rest.startswith(kind):
+            fields = rest[len(kind) :].split(" ")
+            return "%s.%s" % (fields[0], fields[1]) if len(fields) >= 3 else None
+    if rest.startswith("INDEX "):
+        fields = rest[len("INDEX ") :].split(" ")
+        return index_tables.get((fields[0], fields[1])) if len(fields) >= 3 else None
+    return None
+
+
+def share_out(tables, sizes, jobs):
+    """``tables`` in ``jobs`` groups of about equal total size: largest first, each to the lightest group."""
+    groups, loads = [[] for _ in range(jobs)], [0] * jobs
+    for table in sorted(tables, key=lambda name: (-sizes.get(name, 1), name)):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(table)
+        loads[lightest] += sizes.get(table, 1)
+    return [group for group in groups if group]
+
+
+def _parallel_restore(source, decryption, home, conn, database, progress, no_owner, jobs):
+    """Restore with ``jobs`` sessions, streaming the artifact several times instead of writing
+    the decrypted archive to disk (which `pg_restore --jobs` would need):
+
+    1. side by side: the schema (`--section=pre-data`) and the archive's table of contents,
+       both read from the archive's head;
+    2. ``jobs`` passes side by side, the tables shared out by size: each pass reads the whole
+       artifact (checking its SHA-256 against the manifest), loads its tables and then builds
+       their primary and unique keys and indexes;
+    3. the rest of post-data in archive order, once every table is complete: foreign keys,
+       triggers, grants, anything not tied to one table.
+    """
+    sizes = {name: t.get("bytes") or t.get("rows") or 1 for name, t in source.manifest.get("tables", {}).items()}
+    verb = "restore into %s" % database
+    timings, t0 = {}, time.monotonic()
+    pg_restore = tool("pg_restore")
+    with tempfile.TemporaryDirectory(prefix="dr-restore-toc-") as lists:
+
+        def session(name, entries=None, section=None, head_only=True):
+            extra = ["--section=" + section] if section else []
+            if entries is not None:
+                path = os.path.join(lists, name + ".list")
+                with open(path, "w") as handle:
+                    handle.write("\n".join(entries) + "\n")
+                extra = ["--use-list=" + path]
+            return _pass(
+                source, decryption, home, _pg_restore_stage(conn, database, no_owner, extra), progress, head_only
+            )
+
+        def phase(name, pipelines):
+            started = time.monotonic()
+            progress("restore into %s: %s, %d session(s)" % (database, name, len(pipelines)))
+            _run_passes(pipelines, source, verb)
+            timings[name] = round(time.monotonic() - started, 3)
+
+        # The schema and the three views of the table of contents, each from the archive's head.
+        readers = {
+            "data": ["--list", "--section=data"],
+            "post": ["--list", "--section=post-data"],
+            "post_sql": ["--section=post-data", "--file=-"],
+        }
+        heads = {name: MemorySink() for name in readers}
+        phase(
+            "schema",
+            [session("schema", section="pre-data")]
+            + [
+                _pass(
+                    source,
+                    decryption,
+                    home,
+                    Stage("pg_restore", [pg_restore] + argv),
+                    head_only=True,
+                    sinks=[heads[name]],
+                )
+                for name, argv in readers.items()
+            ],
+        )
+        heads = {name: sink.data.decode(errors="replace") for name, sink in heads.items()}
+        index_tables = {
+            (_unquote(schema_name), _unquote(index)): "%s.%s" % (_unquote(schema_name), _unquote(table))
+            for index, schema_name, table in _CREATE_INDEX.findall(heads["post_sql"])
+        }
+        data = [line for line in heads["data"].splitlines() if _TOC_ENTRY.match(line)]
+        post = [line for line in heads["post"].splitlines() if _TOC_ENTRY.match(line)]
+        position = {line: index for index, line in enumerate(data + post)}
+        owner = {line: _entry_table(line, index_tables) for line in position}
+        tables = sorted({owner[line] for line in data if owner[line]})
+        groups = share_out(tables, sizes, jobs)
+        # Entries not tied to one table's data (sequence values, large objects) load with the first group.
+        loose = [line for line in data if owner[line] is None]
+        passes = []
+        for index, group in enumerate(groups):
+            members = set(group)
+            entries = [line for line in data + post if owner[line] in members] + (loose if index == 0 else [])
+            passes.append(session("tables-%d" % index, sorted(entries, key=position.get), head_only=False))
+        if not passes:
+            raise RestoreError("Failed to %s: the archive lists no table data" % verb)
+        phase("tables", passes)
+        loaded = set(tables)
+        rest = [line for line in post if owner[line] not in loaded]
+        if rest:
+            phase("constraints", [session("constraints", rest)])
+    timings["download"] = max(p.timings().get("source", 0.0) for p in passes)
+    timings["decrypt"] = max(p.timings().get("gpg", 0.0) for p in passes)
+    timings["restore"] = round(time.monotonic() - t0, 3)
+    return timings
+
+
+def _unquote(name):
+    return name[1:-1].replace('""', '"') if len(name) > 1 and name[0] == name[-1] == '"' else name
 
 
 def compare_counts(conn, database, manifest):
@@ -174,6 +334,11 @@ def compare_counts(conn, database, manifest):
         got = actual.get(name)
         tables[name] = {"expected": want, "actual": got, "ok": want == got}
     return tables
+
+
+def _check_jobs(jobs):
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError("Failed to restore with jobs=%r: give a whole number of sessions, 1 or more" % (jobs,))
 
 
 def _short(backup_id):
@@ -194,16 +359,20 @@ def verify(
     progress=None,
     check_mode=False,
     record=None,
+    jobs=1,
 ):
-    """Test-restore a backup into a scratch database (always dropped) and check it."""
+    """Test-restore a backup into a scratch database (always dropped) and check it.
+
+    ``jobs``: pg_restore sessions at once (see ``stream_restore``)."""
     progress = progress or (lambda message: None)
+    _check_jobs(jobs)
     attempts, error_cls = [], VerifyError
     for location in _as_list(candidates):
         source = Source(location, gcs)
         try:
             manifest = source.resolve()
             decryption.preflight(manifest.get("encryption"))
-            result = _verify_one(conn, source, decryption, checks, maintenance_db, progress, check_mode)
+            result = _verify_one(conn, source, decryption, checks, maintenance_db, progress, check_mode, jobs)
         except (IntegrityError, DownloadError, DecryptError, RestoreError, VerifyError) as exc:
             attempts.append({"source": location, "error": str(exc)})
             progress("verification of %s failed: %s" % (location, exc))
@@ -237,7 +406,7 @@ def _why_not_ok(result):
     return "; ".join(parts)
 
 
-def _verify_one(conn, source, decryption, checks, maintenance_db, progress, check_mode):
+def _verify_one(conn, source, decryption, checks, maintenance_db, progress, check_mode, jobs):
     manifest = source.manifest
     t0 = time.monotonic()
     if check_mode:
@@ -259,7 +428,7 @@ def _verify_one(conn, source, decryption, checks, maintenance_db, progress, chec
         create_database(admin.cursor(), scratch)
         try:
             progress("restoring %s into scratch database %s" % (manifest["backup_id"], scratch))
-            timings = stream_restore(source, decryption, conn, scratch, progress, no_owner=True)
+            timings = stream_restore(source, decryption, conn, scratch, progress, no_owner=True, jobs=jobs)
             tables = compare_counts(conn, scratch, manifest)
             t_check = time.monotonic()
             with contextlib.closing(conn.connect(scratch)) as db:
@@ -327,14 +496,18 @@ def restore(
     no_owner=False,
     progress=None,
     check_mode=False,
+    jobs=1,
 ):
     """Restore the first good candidate into ``database`` through a staging database.
+
+    ``jobs``: pg_restore sessions at once (see ``stream_restore``).
 
     ``snapshot``: None, or kwargs for ``_dump.dump`` (dest, encryption, ...) to back up the
     current target first. Raises RestoreError (with ``partial`` holding the snapshot and the
     attempts) when no candidate could be restored; the target is then untouched.
     """
     validate_identifier(database)
+    _check_jobs(jobs)
     progress = progress or (lambda message: None)
     t0 = time.monotonic()
     with _admin(conn, maintenance_db) as admin:
@@ -384,7 +557,7 @@ def restore(
             with _admin(conn, maintenance_db) as admin:
                 create_database(admin.cursor(), staging, owner=owner)
             progress("restoring %s from %s into staging database %s" % (manifest["backup_id"], location, staging))
-            timings = stream_restore(source, decryption, conn, staging, progress, no_owner=no_owner)
+            timings = stream_restore(source, decryption, conn, staging, progress, no_owner=no_owner, jobs=jobs)
             tables = compare_counts(conn, staging, manifest)
             bad = [n for n, t in tables.items() if not t["ok"]]
             if bad:

@@ -62,6 +62,15 @@ options:
     description: Store the verification result beside a GCS backup.
     type: bool
     default: false
+  jobs:
+    description:
+      - C(pg_restore) sessions working at once. With more than one, the artifact is streamed once per session
+        (never written to disk decrypted): the schema first, then the tables shared out by size, each session
+        loading its tables and building their keys and indexes (every such pass checks the SHA-256), then foreign
+        keys and the rest. Each extra session costs one more download and decryption of the artifact.
+      - V(1) restores in one stream and one session.
+    type: int
+    default: 2
   progress_file:
     description: Append progress lines to this file while the verification runs.
     type: path
@@ -168,6 +177,7 @@ def _run(module):
         progress=module.progress,
         check_mode=module.check_mode,
         record=record_in_gcs if params["record"] else None,
+        jobs=params["jobs"],
     )
 
 
@@ -185,6 +195,7 @@ def main():
             "options": {"name": {"type": "str", "required": True}, "sql": {"type": "str", "required": True}},
         },
         record={"type": "bool", "default": False},
+        jobs={"type": "int", "default": 2},
         progress_file={"type": "path"},
     )
     module = DRModule(

@@ -86,14 +86,22 @@ options:
     description: Public keys of O(snapshot_recipients), imported for this run only.
     type: list
     elements: path
+  jobs:
+    description:
+      - C(pg_restore) sessions working at once. With more than one, the artifact is streamed once per session
+        (never written to disk decrypted): the schema first, then the tables shared out by size, each session
+        loading its tables and building their keys and indexes (every such pass checks the SHA-256), then foreign
+        keys and the rest. Each extra session costs one more download and decryption of the artifact.
+      - V(1) restores in one stream and one session.
+    type: int
+    default: 2
   progress_file:
     description: Append progress lines to this file while the restore runs.
     type: path
 notes:
-  - C(pg_restore) runs as one job. Download, decryption, decompression and restore overlap as separate
-    processes, but a streamed custom-format archive is not seekable, and C(pg_restore --jobs) needs a
-    seekable file, which would mean the decrypted dump on disk. The session uses a larger
-    C(maintenance_work_mem) and parallel index builds (C(max_parallel_maintenance_workers)) instead.
+  - A streamed custom-format archive is not seekable and C(pg_restore --jobs) needs a seekable file, which would
+    mean the decrypted dump on disk; O(jobs) reads the stream several times instead. Every session also uses a
+    larger C(maintenance_work_mem) and parallel index builds (C(max_parallel_maintenance_workers)).
   - Database-level settings (C(ALTER DATABASE ... SET)) are not part of a C(pg_dump) archive; set them
     again on the restored database if you use them.
 seealso:
@@ -227,6 +235,7 @@ def _run(module):
         gcs={key: params[key] for key in GCS_AUTH_SPEC},
         maintenance_db=params["maintenance_db"],
         no_owner=params["no_owner"],
+        jobs=params["jobs"],
         progress=module.progress,
         check_mode=module.check_mode,
     )
@@ -248,6 +257,7 @@ def main():
         snapshot_passphrase_file={"type": "path", "no_log": False},
         snapshot_recipients={"type": "list", "elements": "str"},
         snapshot_public_key_files={"type": "list", "elements": "path"},
+        jobs={"type": "int", "default": 2},
         progress_file={"type": "path"},
     )
     module = DRModule(

@@ -11,6 +11,7 @@ import pytest
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._pipeline import (
     FileSink,
     Hasher,
+    MemorySink,
     Pipeline,
     PipelineError,
     Stage,
@@ -126,3 +127,49 @@ def test_hasher_matches_gcs_crc32c_encoding():
     hasher.update(b"hello world")
     # gsutil hash: crc32c of "hello world" is yZRlqg== (base64, big-endian).
     assert hasher.result()["crc32c"] == "yZRlqg=="
+
+
+def _big_source(count=64, size=1024 * 1024):
+    return (os.urandom(size) for _unused in range(count))
+
+
+def test_reader_may_stop_once_it_has_what_it_needs(tmp_path):
+    """`head -c` stands in for pg_restore reading only the archive's table of contents."""
+    sink = MemorySink()
+    pipeline = Pipeline(
+        [Stage("cat", ["cat"]), Stage("head", ["head", "-c", "100"])],
+        source=_big_source(),
+        sinks=[sink],
+        reader_may_stop=True,
+    ).run()
+    assert len(sink.data) == 100
+    assert pipeline.stopped_early
+    assert pipeline.input.size < 64 * 1024 * 1024, "the rest of the source was read for nothing"
+
+
+def test_reader_may_stop_and_still_hash_everything(tmp_path):
+    pipeline = Pipeline(
+        [Stage("cat", ["cat"]), Stage("head", ["head", "-c", "100"])],
+        source=_big_source(8),
+        sinks=[MemorySink()],
+        reader_may_stop=True,
+        drain_source_on_error=True,
+    ).run()
+    assert not pipeline.stopped_early
+    assert pipeline.input.size == 8 * 1024 * 1024
+
+
+def test_a_reader_that_stops_and_fails_is_still_a_failure():
+    with pytest.raises(PipelineError, match="quits exited with status 4"):
+        Pipeline(
+            [Stage("cat", ["cat"]), Stage("quits", ["sh", "-c", "head -c 10 >/dev/null; exit 4"])],
+            source=_big_source(),
+            reader_may_stop=True,
+        ).run()
+
+
+def test_without_reader_may_stop_an_early_reader_breaks_the_pipe():
+    with pytest.raises(PipelineError, match="cat"):
+        Pipeline(
+            [Stage("cat", ["cat"]), Stage("head", ["head", "-c", "100"])], source=_big_source(), sinks=[MemorySink()]
+        ).run()

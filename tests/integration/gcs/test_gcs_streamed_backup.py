@@ -44,8 +44,10 @@ def _no_objects(client, buckets, prefix):
         assert names(client, entry["name"], prefix) == [], "objects left in %s" % entry["name"]
 
 
+# 2 MiB: a dozen parts, composed at once; 256 KiB: over a hundred, composed in rounds of 32.
+@pytest.mark.parametrize("part_size", [CHUNK, 256 * 1024], ids=["one-compose", "compose-in-rounds"])
 def test_streamed_backup_is_published_verified_and_restores(
-    pg, conn, keys, stream_db, dest, client, buckets, prefix, fresh_db_name
+    pg, conn, keys, stream_db, dest, client, buckets, prefix, fresh_db_name, part_size
 ):
     encryption, decryption = symmetric(keys)
     messages = []
@@ -54,17 +56,20 @@ def test_streamed_backup_is_published_verified_and_restores(
         client,
         buckets[:2],
         prefix=prefix,
-        chunk_size=CHUNK,
+        chunk_size=part_size,
         progress=messages.append,
     )
+    parts = -(-result["size"] // part_size)
+    assert parts > (_gcs.COMPOSE_MAX if part_size < CHUNK else 1)
 
     assert result["size"] > 8 * MIB
     assert [(u["action"], u["verified"]) for u in result["uploads"]] == [("upload", True), ("upload", True)]
     for upload, entry in zip(result["uploads"], buckets):
-        assert "%s: %d bytes were streamed to staging during the backup" % (entry["name"], result["size"]) in messages
+        streamed = "%s: %d bytes were streamed during the backup in %d parts" % (entry["name"], result["size"], parts)
+        assert streamed in messages
         blob = client.bucket(entry["name"]).get_blob(_gcs.parse_url(upload["url"])[1])
         assert (blob.size, blob.crc32c, blob.metadata["sha256"]) == (result["size"], result["crc32c"], result["sha256"])
-        # Nothing but the artifact and its manifest: the staging object is gone.
+        # Nothing but the artifact and its manifest: the parts and intermediate objects are gone.
         assert names(client, entry["name"], prefix) == sorted(
             [prefix + os.path.basename(result["path"]), prefix + os.path.basename(result["manifest_path"])]
         )

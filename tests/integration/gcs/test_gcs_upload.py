@@ -143,7 +143,7 @@ def test_damaged_staging_object_is_never_published(own_gcs, buckets, workdir, da
             handle.write(bytes([byte[0] ^ 0xFF]))
 
     with pytest.raises(IntegrityError, match="does not match the local artifact.*no manifest was written"):
-        _gcs._publish(client, plan, staged, local, None)
+        _gcs._publish(client, plan, local, None, _gcs._rewrite_from(client, staged))
     assert client.bucket(plan["bucket"]).get_blob(plan["data_name"]) is None
     assert client.bucket(plan["bucket"]).get_blob(plan["manifest_name"]) is None
     assert _gcs.list_backups(client, buckets[:1], prefix)["backups"] == []
