@@ -32,7 +32,8 @@ options:
     default: never
   chunk_size_mb:
     description:
-      - Size in MiB of the chunks of a resumable upload; one chunk per bucket is held in memory.
+      - Size in MiB of the chunks of a resumable upload, or of the parts a backup is streamed in while it is written;
+        one chunk or part per bucket is held in memory.
       - The emulator's cost per request grows with the object, so small chunks are slow there; on GCS any multiple
         of 256 KiB works.
     type: int

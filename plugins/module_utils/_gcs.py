@@ -8,8 +8,10 @@ Invariants this file keeps, on real GCS and on the fake-gcs-server emulator alik
   data object at the final name was verified (size, CRC32C, recorded SHA-256) against what
   was sent. Listings start from manifests, so stray data or staging objects never count.
 * A truncated or partial object never sits at a final name. Large artifacts go to a unique
-  staging name first (resumable upload); only a verified staging object is published to
-  the final name by a server-side rewrite, and the result is verified again.
+  staging name first (resumable upload), or, when streamed while the backup is written, to
+  a staging folder as parts; only a verified staging object is published to the final name
+  by a server-side rewrite, or the parts by a server-side compose (all-or-nothing), and the
+  result is verified again.
 * Nothing is overwritten without ``overwrite=different``; new objects are created with
   ``if_generation_match=0`` and replacements with the generation that was inspected, so
   every write is a conditional one and safe to retry.
@@ -799,6 +801,8 @@ class Prestage:
         try:
             with stream["handle"] as handle:
                 for number, piece in enumerate(self._pieces(handle)):
+                    if number == 0 and self._complete and os.fstat(handle.fileno()).st_size <= SMALL_OBJECT_MAX:
+                        return  # small: upload_backup sends it whole, in one conditional request
                     blob = self.client.bucket(bucket).blob("%spart-%05d" % (stream["folder"], number))
                     if self.storage_class:
                         blob.storage_class = self.storage_class

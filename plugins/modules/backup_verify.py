@@ -21,6 +21,7 @@ description:
 author:
   - DiagnosticPro Technical Operations (@diagnosticpro)
 extends_documentation_fragment:
+  - diagnosticpro.dr.restore
   - ansible.builtin.action_common_attributes
   - diagnosticpro.dr.postgres
   - diagnosticpro.dr.postgres.maintenance
@@ -62,15 +63,6 @@ options:
     description: Store the verification result beside a GCS backup.
     type: bool
     default: false
-  jobs:
-    description:
-      - C(pg_restore) sessions working at once. With more than one, the artifact is streamed once per session
-        (never written to disk decrypted): the schema first, then the tables shared out by size, each session
-        loading its tables and building their keys and indexes (every such pass checks the SHA-256), then foreign
-        keys and the rest. Each extra session costs one more download and decryption of the artifact.
-      - V(1) restores in one stream and one session.
-    type: int
-    default: 2
   progress_file:
     description: Append progress lines to this file while the verification runs.
     type: path
@@ -162,7 +154,7 @@ from ansible_collections.diagnosticpro.dr.plugins.module_utils._pg import (
     POSTGRES_SPEC,
     conn_from_params,
 )
-from ansible_collections.diagnosticpro.dr.plugins.module_utils._restore import record_in_gcs, verify
+from ansible_collections.diagnosticpro.dr.plugins.module_utils._restore import RESTORE_SPEC, record_in_gcs, verify
 
 
 def _run(module):
@@ -195,8 +187,8 @@ def main():
             "options": {"name": {"type": "str", "required": True}, "sql": {"type": "str", "required": True}},
         },
         record={"type": "bool", "default": False},
-        jobs={"type": "int", "default": 2},
         progress_file={"type": "path"},
+        **RESTORE_SPEC,
     )
     module = DRModule(
         argument_spec,

@@ -27,6 +27,7 @@ description:
 author:
   - DiagnosticPro Technical Operations (@diagnosticpro)
 extends_documentation_fragment:
+  - diagnosticpro.dr.restore
   - ansible.builtin.action_common_attributes
   - diagnosticpro.dr.postgres
   - diagnosticpro.dr.postgres.maintenance
@@ -86,15 +87,6 @@ options:
     description: Public keys of O(snapshot_recipients), imported for this run only.
     type: list
     elements: path
-  jobs:
-    description:
-      - C(pg_restore) sessions working at once. With more than one, the artifact is streamed once per session
-        (never written to disk decrypted): the schema first, then the tables shared out by size, each session
-        loading its tables and building their keys and indexes (every such pass checks the SHA-256), then foreign
-        keys and the rest. Each extra session costs one more download and decryption of the artifact.
-      - V(1) restores in one stream and one session.
-    type: int
-    default: 2
   progress_file:
     description: Append progress lines to this file while the restore runs.
     type: path
@@ -201,7 +193,7 @@ from ansible_collections.diagnosticpro.dr.plugins.module_utils._pg import (
     POSTGRES_SPEC,
     conn_from_params,
 )
-from ansible_collections.diagnosticpro.dr.plugins.module_utils._restore import restore
+from ansible_collections.diagnosticpro.dr.plugins.module_utils._restore import RESTORE_SPEC, restore
 
 
 def _snapshot(params):
@@ -257,8 +249,8 @@ def main():
         snapshot_passphrase_file={"type": "path", "no_log": False},
         snapshot_recipients={"type": "list", "elements": "str"},
         snapshot_public_key_files={"type": "list", "elements": "path"},
-        jobs={"type": "int", "default": 2},
         progress_file={"type": "path"},
+        **RESTORE_SPEC,
     )
     module = DRModule(
         argument_spec,

@@ -40,28 +40,37 @@ def ls(path):
     return sorted(os.listdir(path))
 
 
-def kill_when_running(name, marker, timeout=30):
-    """Kill the process called ``name`` whose command line contains ``marker`` while it runs.
+def kill_process(name, marker):
+    """SIGKILL the running process called ``name`` whose command line contains ``marker``.
 
-    It is frozen (SIGSTOP) the moment it is seen, so it cannot finish before the SIGKILL:
-    the rest of the pipeline carries on with whatever it had written, as after a real crash.
+    It is frozen (SIGSTOP) first, so it cannot finish before the SIGKILL: the rest of the
+    pipeline carries on with whatever it had written, as after a real crash. Returns its pid,
+    or None if no such process runs.
     """
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]).decode() == name and marker.encode() in b" ".join(argv):
+            os.kill(int(pid), signal.SIGSTOP)
+            os.kill(int(pid), signal.SIGKILL)
+            return int(pid)
+    return None
+
+
+def kill_when_running(name, marker, timeout=30):
+    """Kill (see kill_process) the process called ``name`` with ``marker`` the moment it is seen."""
     killed = []
 
     def hunt():
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not killed:
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    with open("/proc/%s/cmdline" % pid, "rb") as handle:
-                        argv = handle.read().split(b"\0")
-                except OSError:
-                    continue
-                if argv and os.path.basename(argv[0]).decode() == name and marker.encode() in b" ".join(argv):
-                    os.kill(int(pid), signal.SIGSTOP)
-                    os.kill(int(pid), signal.SIGKILL)
-                    killed.append(int(pid))
-                    return
+            pid = kill_process(name, marker)
+            if pid:
+                killed.append(pid)
+                return
             time.sleep(0.01)
 
     thread = threading.Thread(target=hunt, daemon=True)

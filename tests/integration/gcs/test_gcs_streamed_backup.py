@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import threading
 import time
 
@@ -16,7 +15,7 @@ from ansible_collections.diagnosticpro.dr.plugins.module_utils import _dump, _gc
 from ansible_collections.diagnosticpro.dr.plugins.module_utils._errors import DumpError, UploadError
 from sandbox import datagen
 from tests.integration.gcs.gcs_helpers import MIB, names
-from tests.integration.helpers import checksums, ls, symmetric
+from tests.integration.helpers import checksums, kill_process, ls, symmetric
 
 STREAM_DB = "diagnosticpro_stream"
 # Uncompressed, so the artifact (~30 MB) is well above the 8 MiB under which objects are sent
@@ -105,23 +104,9 @@ def _when_written(dest, size, action):
     return thread, done
 
 
-def _kill_pg_dump():
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as handle:
-                argv = handle.read().split(b"\0")
-        except OSError:
-            continue
-        if os.path.basename(argv[0]) == b"pg_dump" and b"--snapshot=" in b" ".join(argv):
-            os.kill(int(pid), signal.SIGSTOP)
-            os.kill(int(pid), signal.SIGKILL)
-            return int(pid)
-    return None
-
-
 def test_dump_killed_midway_leaves_nothing_in_any_bucket(conn, keys, stream_db, dest, client, buckets, prefix):
     encryption, _unused = symmetric(keys)
-    thread, killed = _when_written(dest, 3 * CHUNK, _kill_pg_dump)
+    thread, killed = _when_written(dest, 3 * CHUNK, lambda: kill_process("pg_dump", "--snapshot="))
     with pytest.raises(DumpError, match="pg_dump was killed by SIGKILL"):
         _gcs.backup_and_upload(
             lambda followers: _backup(conn, dest, encryption)(followers=followers),
@@ -163,3 +148,41 @@ def test_server_stopped_while_streaming_leaves_a_complete_local_backup(conn, key
     result = _gcs.upload_backup(_gcs.connect(endpoint=own_gcs.endpoint), local, buckets[:1], prefix=prefix)
     assert result["uploads"][0]["verified"] is True
     assert len(_gcs.list_backups(client, buckets[:1], prefix)["backups"]) == 1
+
+
+def test_module_streams_to_the_buckets_and_the_upload_after_it_sends_nothing(
+    pg, keys, stream_db, dest, gcs, buckets, prefix, tmp_path
+):
+    """pg_encrypted_dump with buckets, as the pg_backup role runs it: check mode sends nothing;
+    the real run publishes in every bucket; gcs_backup_upload afterwards only checks."""
+    from tests.integration.gcs.test_gcs_modules import run_tasks
+
+    auth = {"endpoint": gcs.endpoint, "retry_deadline": 5}
+    dump = dict(
+        database=STREAM_DB,
+        host=pg.host,
+        port=pg.port,
+        user=pg.superuser,
+        password_file=pg.passfile,
+        passphrase_file=keys["passphrase_file"],
+        dest=dest,
+        compression="none",
+        buckets=buckets[:2],
+        prefix=prefix,
+        chunk_size_mb=2,
+        **auth,
+    )
+    planned, done = run_tasks(tmp_path, ("pg_encrypted_dump", dump, True), ("pg_encrypted_dump", dump, False))
+    assert planned["changed"] and not planned.get("failed"), planned
+    assert done["changed"] and not done.get("failed"), done.get("msg")
+    assert [(u["bucket"], u["verified"]) for u in done["uploads"]] == [(b["name"], True) for b in buckets[:2]]
+    client = _gcs.connect(**auth)
+    for entry in buckets[:2]:
+        assert names(client, entry["name"], prefix) == sorted(
+            [prefix + os.path.basename(done["path"]), prefix + os.path.basename(done["manifest_path"])]
+        )
+    (again,) = run_tasks(
+        tmp_path, ("gcs_backup_upload", dict(src=done["path"], buckets=buckets[:2], prefix=prefix, **auth), False)
+    )
+    assert again["changed"] is False and not again.get("failed"), again
+    assert [u["action"] for u in again["uploads"]] == ["none", "none"]
