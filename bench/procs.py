@@ -52,6 +52,13 @@ def _read_ppid(pid):
     return int(stat[stat.rindex(b")") + 2 :].split()[1])
 
 
+def _exe(pid):
+    try:
+        return os.readlink("/proc/%d/exe" % pid)
+    except OSError:
+        return None
+
+
 def rss_bytes(pid):
     try:
         with open("/proc/%d/statm" % pid, "rb") as handle:
@@ -101,12 +108,13 @@ class PeakSampler:
       (the backends serving the case's connections, parallel and autovacuum workers,
       pgBackRest's archive-push). Their RSS counts the shared_buffers pages they touched.
 
-    RSS sums count shared pages once per process; the emulators are not included.
+    RSS sums count shared pages once per process; the emulators are not included. A child not
+    yet exec'd (still the Python binary) is not counted: it shares the case's own pages.
     """
 
     def __init__(self, postmaster):
         self.postmaster = postmaster
-        self.root = None
+        self.root = self._root_exe = None
         self.table = ProcessTable()
         self.table.refresh()
         # Taken before the case starts: only server processes that appear later are its own.
@@ -117,7 +125,9 @@ class PeakSampler:
 
     def sample(self):
         self.table.refresh()
-        below = [pid for pid in self.table.descendants(self.root) if pid != self.root]
+        # A child caught between fork and exec is still the Python binary and shares the
+        # parent's pages: counting it would add the whole Python RSS again to "spawned".
+        below = [pid for pid in self.table.descendants(self.root) if pid != self.root and _exe(pid) != self._root_exe]
         server = [pid for pid in self.table.descendants(self.postmaster) if pid not in self.baseline]
         now = {
             "python": rss_bytes(self.root),
@@ -136,6 +146,7 @@ class PeakSampler:
     def watching(self, root):
         """Sample ``root``'s tree in a thread until the block ends."""
         self.root = root
+        self._root_exe = _exe(root)
         thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
         thread.start()
         try:

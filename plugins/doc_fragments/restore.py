@@ -9,7 +9,7 @@ options:
   jobs:
     description:
       - C(pg_restore) sessions working at once. With more than one, the artifact is streamed once per session
-        (never written to disk decrypted): the schema first, then the tables shared out by size, each session
+        (never written to disk decrypted). The schema comes first, then the tables shared out by size, each session
         loading its tables and building their keys and indexes (every such pass checks the SHA-256), then foreign
         keys and the rest. Each extra session costs one more download and decryption of the artifact.
       - V(1) restores in one stream and one session.

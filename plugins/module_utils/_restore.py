@@ -227,7 +227,7 @@ def _entry_table(line, index_tables):
 
 def share_out(tables, sizes, jobs):
     """``tables`` in ``jobs`` groups of about equal total size: largest first, each to the lightest group."""
-    groups, loads = [[] for _ in range(jobs)], [0] * jobs
+    groups, loads = [[] for _unused in range(jobs)], [0] * jobs
     for table in sorted(tables, key=lambda name: (-sizes.get(name, 1), name)):
         lightest = loads.index(min(loads))
         groups[lightest].append(table)

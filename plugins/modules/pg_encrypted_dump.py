@@ -19,10 +19,10 @@ description:
     id, server and pg_dump versions, timestamps (including the snapshot's data timestamp, for RPO),
     per-table row counts, size, SHA-256 and CRC32C, compression, and the encryption mode with a key id
     or recipients' fingerprints (never key material).
-  - With O(buckets), the artifact is also sent to every bucket while it is being written: read back from the local
+  - With O(buckets), the artifact is also sent to every bucket while it is being written. It is read back from the local
     copy (so a slow upload never holds the dump up) and uploaded in parts of O(chunk_size_mb) to a staging folder
     under C(<prefix>.incoming/). Once the dump is complete and checked, the parts are composed into the final object
-    server-side (all-or-nothing: a partial object never sits at the final name), which is verified (size, CRC32C,
+    server-side (all or nothing, so a partial object never sits at the final name), which is verified (size, CRC32C,
     recorded SHA-256) before the manifest is written last, as M(diagnosticpro.dr.gcs_backup_upload) does. The
     upload overlaps the dump instead of following it. A bucket whose stream failed is uploaded again from the local
     copy; if that fails too, the task fails naming the complete local copy, which
