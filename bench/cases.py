@@ -208,8 +208,8 @@ def restore_limit(spec, phase):
 
 
 def ours_restore(spec, phase):
-    """(d) `_restore.restore` streaming from the emulator through a staging database, with the
-    modules' default of 2 sessions (``jobs``; ``ours_restore_1`` has one)."""
+    """(d) `_restore.restore` streaming from the emulator through a staging database, in one
+    session (the modules' default) or ``spec["jobs"]`` sessions."""
     decryption = _crypto.Decryption(passphrase_file=spec["key"])
     with phase("restore"):
         result = _restore.restore(
@@ -218,7 +218,7 @@ def ours_restore(spec, phase):
             spec["target"],
             decryption,
             gcs={"endpoint": spec["gcs_endpoint"]},
-            jobs=spec.get("jobs", JOBS),
+            jobs=spec.get("jobs", 1),
         )
     # Download -> gpg -> zstd -> pg_restore; the rest is the manifest, staging database, row counts, rename.
     phase.record("of which streaming pipeline", result["timings"]["restore"])

@@ -26,8 +26,8 @@ BACKUP_METHODS = {
 RESTORE_METHODS = {
     "runbook": "(a) runbook: download, `gpg --decrypt \\| psql`",
     "limit": "(b) limit: `pg_restore -j2` from an unencrypted local file",
-    "ours": "(d) ours: `_restore.restore` streamed, 2 sessions (`jobs=2`, the default), staging + swap",
-    "ours_1": "(d') ours with one session (`jobs=1`)",
+    "ours": "(d) ours: `_restore.restore` streamed, one session (the default), staging + swap",
+    "ours_2": "(d') ours with 2 sessions (`jobs=2`): the artifact streamed twice",
 }
 # "Flat": the peak at the largest size may exceed the one at the smallest by this factor.
 FLAT_FACTOR = 1.25

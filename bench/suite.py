@@ -96,7 +96,7 @@ def _pgbackrest_backup(runner, pgbackrest):
 def _restore(env, runner, db, method, **spec):
     """Restore into a new database, check every table's row count against the source, drop it."""
     target = "restored_%s_%dmb" % (method, db["size_mb"])
-    case = {"limit": "restore_limit", "ours_1": "ours_restore"}.get(method, "%s_restore" % method)
+    case = {"limit": "restore_limit", "ours_2": "ours_restore"}.get(method, "%s_restore" % method)
     result = runner.run(case, target=target, **spec)
     if "error" not in result:
         with contextlib.closing(env.pg.connect(target)) as conn:
@@ -107,14 +107,14 @@ def _restore(env, runner, db, method, **spec):
 
 def run_restores(env, runner, db, backups):
     results = {"limit": _restore(env, runner, db, "limit", database=db["name"])}
-    for method in ("runbook", "ours", "ours_1"):
-        backup = backups["ours" if method == "ours_1" else method]
+    for method in ("runbook", "ours", "ours_2"):
+        backup = backups["ours" if method == "ours_2" else method]
         if "error" in backup:
             results[method] = {"error": "no backup to restore: its backup case failed"}
             continue
         source = {"object": runbook_object(db)} if method == "runbook" else {"url": backup["details"]["url"]}
-        if method == "ours_1":
-            source["jobs"] = 1
+        if method == "ours_2":
+            source["jobs"] = 2
         results[method] = _restore(env, runner, db, method, **source)
         results[method].setdefault("artifact_bytes", backup["artifact_bytes"])
     return results

@@ -12,7 +12,9 @@ options:
         (never written to disk decrypted). The schema comes first, then the tables shared out by size, each session
         loading its tables and building their keys and indexes (every such pass checks the SHA-256), then foreign
         keys and the rest. Each extra session costs one more download and decryption of the artifact.
-      - V(1) restores in one stream and one session.
+      - V(1) restores in one stream and one session. It is the default because on the 2-core machine the
+        benchmarks run on, two sessions were not reliably faster (C(docs/benchmarks.md)), as the sessions, their
+        decryption and the server share the same two cores. Raise it where the database server has cores to spare.
     type: int
-    default: 2
+    default: 1
 """

@@ -782,16 +782,20 @@ class Prestage:
 
     def _pieces(self, handle):
         """The file in ``part_size`` pieces as the writer produces them; stops early if the backup fails."""
-        piece = bytearray()
+        pending, size = [], 0
         while True:
             finished = self._finished.is_set()
             if finished and not self._complete:
                 return
-            data = handle.read(self.part_size - len(piece))
-            piece += data
-            if len(piece) == self.part_size or (finished and not data and piece):
-                yield bytes(piece)
-                piece = bytearray()
+            data = handle.read(self.part_size - size)
+            if data:
+                pending.append(data)
+                size += len(data)
+            if size == self.part_size or (finished and not data and size):
+                # One piece in memory at a time: what was read is dropped before it is sent.
+                piece = pending[0] if len(pending) == 1 else b"".join(pending)
+                pending, size = [], 0
+                yield piece
             elif finished and not data:
                 return  # complete, and everything it wrote has been sent
             elif not data:

@@ -50,7 +50,7 @@ from ._pipeline import CHUNK, MemorySink, Pipeline, PipelineError, Stage
 # Session settings for the restoring backend: faster index builds, no waiting on WAL flush
 # (a crash mid-restore only loses a staging database that is rebuilt anyway).
 # Options of every module that restores (documented by doc_fragments/restore.py).
-RESTORE_SPEC = {"jobs": {"type": "int", "default": 2}}
+RESTORE_SPEC = {"jobs": {"type": "int", "default": 1}}
 RESTORE_PGOPTIONS = "-c maintenance_work_mem=512MB -c synchronous_commit=off -c max_parallel_maintenance_workers=2"
 
 
