@@ -154,7 +154,8 @@ def test_module_streams_to_the_buckets_and_the_upload_after_it_sends_nothing(
     pg, keys, stream_db, dest, gcs, buckets, prefix, tmp_path
 ):
     """pg_encrypted_dump with buckets, as the pg_backup role runs it: check mode sends nothing;
-    the real run publishes in every bucket; gcs_backup_upload afterwards only checks."""
+    the real run publishes in every bucket; gcs_backup_upload afterwards only checks; the copy
+    passes backup_verify with jobs=2."""
     from tests.integration.gcs.test_gcs_modules import run_tasks
 
     auth = {"endpoint": gcs.endpoint, "retry_deadline": 5}
@@ -186,3 +187,18 @@ def test_module_streams_to_the_buckets_and_the_upload_after_it_sends_nothing(
     )
     assert again["changed"] is False and not again.get("failed"), again
     assert [u["action"] for u in again["uploads"]] == ["none", "none"]
+
+    # The secondary region's copy passes a test restore with two sessions.
+    verify = dict(
+        backup=[done["uploads"][1]["url"]],
+        host=pg.host,
+        port=pg.port,
+        user=pg.superuser,
+        password_file=pg.passfile,
+        passphrase_file=keys["passphrase_file"],
+        jobs=2,
+        **auth,
+    )
+    (verified,) = run_tasks(tmp_path, ("backup_verify", verify, False))
+    assert verified["ok"] and not verified.get("failed"), verified.get("msg")
+    assert verified["rows_verified"] == done["rows"]
