@@ -184,24 +184,26 @@ def _pass(source, decryption, home, consumer, progress=None, head_only=False, si
 
 def _run_passes(pipelines, source, verb):
     """Run reads of ``source`` side by side; the first failure stops the others and is raised."""
-    errors = [None] * len(pipelines)
+    errors, first, lock = [None] * len(pipelines), [], threading.Lock()
 
     def run(index):
         try:
             pipelines[index].run()
         except PipelineError as exc:
             errors[index] = exc
-            for other in pipelines:
-                other.kill()
+            with lock:
+                stopping = not first
+                first.append(index)
+            if stopping:  # the others only fail because of this: they are killed, not the cause
+                for other in pipelines:
+                    other.kill()
 
     threads = [threading.Thread(target=run, args=(i,), name="restore-pass-%d" % i) for i in range(len(pipelines))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    # A pass that failed on its own comes first: the others were only killed because of it.
-    order = sorted(range(len(pipelines)), key=lambda i: (errors[i] is None, "killed by SIGKILL" in str(errors[i])))
-    for index in order:
+    for index in first[:1] or range(len(pipelines)):
         raise_stream_error(source, pipelines[index], errors[index], verb)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 import tempfile
 
 import pytest
@@ -49,6 +50,7 @@ def fresh_db_name(pg):
 def dest():
     path = tempfile.mkdtemp(prefix="dr-test-dest-")
     yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture()
