@@ -278,8 +278,7 @@ class Pipeline:
                     self.source_error = exc
         except Exception as exc:  # noqa: BLE001 - any source failure fails the run with its reason
             self.source_error = exc
-            for stage in self.stages:
-                stage.kill()
+            self.kill()
         finally:
             self.source_finished = time.monotonic()
             try:
@@ -321,8 +320,7 @@ class Pipeline:
                 self._drain_output(prev)
         except Exception as exc:  # noqa: BLE001 - translated below into one PipelineError
             reasons.append(self._describe(exc))
-            for stage in self.stages:
-                stage.kill()
+            self.kill()
         finally:
             if feeder is not None:
                 feeder.join()

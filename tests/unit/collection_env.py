@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,3 +29,20 @@ def collection_env(base):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(link.parents[2]), ANSIBLE_NOCOLOR="1")
     env.pop("ANSIBLE_CONFIG", None)
     return env
+
+
+def ansible_doc_json(kind, names, base):
+    """``(docs, stderr)`` of `ansible-doc --json --type kind` for every one of ``names`` at once
+    (one interpreter start, not one per plugin), run from ``base``."""
+    if not names:
+        return {}, ""
+    proc = subprocess.run(
+        [tool("ansible-doc"), "--json", "--type", kind, *("%s.%s" % (COLLECTION, name) for name in names)],
+        capture_output=True,
+        text=True,
+        env=collection_env(base),
+        cwd=str(base),
+        timeout=300,
+        check=False,
+    )
+    return (json.loads(proc.stdout) if proc.stdout.strip() else {}), proc.stderr

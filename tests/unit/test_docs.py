@@ -9,34 +9,17 @@ RETURN whose values say when they are returned and what they look like.
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
 import yaml
-from collection_env import COLLECTION, ROOT, collection_env, tool
+from collection_env import COLLECTION, ROOT, ansible_doc_json
 
 MODULES = sorted(path.stem for path in (ROOT / "plugins" / "modules").glob("*.py") if not path.name.startswith("_"))
-ANSIBLE_DOC = tool("ansible-doc")
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    """ansible-doc --json for all modules at once (one interpreter start, not one per module)."""
-    if not MODULES:
-        return {}, ""
-    base = tmp_path_factory.mktemp("modules")
-    proc = subprocess.run(
-        [ANSIBLE_DOC, "--json", "--type", "module", *("%s.%s" % (COLLECTION, name) for name in MODULES)],
-        capture_output=True,
-        text=True,
-        env=collection_env(base),
-        cwd=str(base),
-        timeout=300,
-        check=False,
-    )
-    docs = json.loads(proc.stdout) if proc.stdout.strip() else {}
-    return docs, proc.stderr
+    """ansible-doc --json for all modules at once."""
+    return ansible_doc_json("module", MODULES, tmp_path_factory.mktemp("modules"))
 
 
 def _walk_options(options, path=""):

@@ -13,17 +13,15 @@ Parametrized over roles/*, so a new role is covered the moment it exists:
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 
 import pytest
 import yaml
-from collection_env import COLLECTION, ROOT, collection_env, tool
+from collection_env import COLLECTION, ROOT, ansible_doc_json, collection_env, tool
 
 ROLES = sorted(path.name for path in ROOT.glob("roles/*") if path.is_dir())
 ANSIBLE_PLAYBOOK = tool("ansible-playbook")
-ANSIBLE_DOC = tool("ansible-doc")
 YAML_BLOCK = re.compile(r"^```ya?ml[ \t]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -47,20 +45,8 @@ def _entry_points(role):
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    """ansible-doc --json for all roles at once (one interpreter start, not one per role)."""
-    if not ROLES:
-        return {}, ""
-    base = tmp_path_factory.mktemp("roles")
-    proc = subprocess.run(
-        [ANSIBLE_DOC, "--json", "--type", "role", *("%s.%s" % (COLLECTION, role) for role in ROLES)],
-        capture_output=True,
-        text=True,
-        env=collection_env(base),
-        cwd=str(base),
-        timeout=300,
-        check=False,
-    )
-    return (json.loads(proc.stdout) if proc.stdout.strip() else {}), proc.stderr
+    """ansible-doc --json for all roles at once."""
+    return ansible_doc_json("role", ROLES, tmp_path_factory.mktemp("roles"))
 
 
 @pytest.mark.parametrize("role", ROLES)
